@@ -1,0 +1,41 @@
+"""The ``dmcr`` command line: the same engine as the napari plugin, without a GUI.
+
+Each sub-command lives in its own module of this package and provides ``add_parser(subparsers)``,
+which registers the sub-command and sets ``run`` (a function of the parsed arguments) as its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from napari_dmcr import __version__
+from napari_dmcr.errors import InputError
+
+SUBCOMMANDS = ["characterize"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dmcr",
+        description="Differentiable microstructure characterization and reconstruction.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-dmcr {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        importlib.import_module(f"napari_dmcr.cli.{name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (InputError, FileNotFoundError) as error:
+        print(f"dmcr {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dmcr {args.command}: interrupted", file=sys.stderr)
+        return 130

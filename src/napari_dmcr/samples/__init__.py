@@ -1,0 +1,5 @@
+"""Bundled, procedurally generated sample microstructures."""
+
+from napari_dmcr.samples.conglomerate import GRAVEL, MATRIX, conglomerate_slice, conglomerate_volume
+
+__all__ = ["GRAVEL", "MATRIX", "conglomerate_slice", "conglomerate_volume"]
