@@ -45,16 +45,15 @@ def s3(field, limit_to=8, periodic=True):
 
     Returns
     -------
-    float array of shape (R, R) or (n, R, R), R = L^2 + (L - 1)^2 ... see ``displacement_vectors``
-        Symmetric; ``[0, 0]`` is phi and row 0 is S2 over the window.
+    float array of shape (R, R) or (n, R, R), R = L^2 + (L - 1)^2
+        Indexed by :func:`displacement_vectors`; symmetric; ``[0, 0]`` is phi and row 0 is S2
+        over the window.
     """
     limit_to = int(limit_to)
     h, w = field.shape[-2:]
     if limit_to < 2:
         raise InputError(f"S3 needs limit_to >= 2, got {limit_to}")
-    if (periodic and limit_to > min(h, (w + 1) // 2)) or (
-        not periodic and (h < 2 * limit_to or w < 4 * limit_to - 2)
-    ):
+    if limit_to > min(h, (w + 1) // 2):
         raise InputError(
             f"S3 window limit_to={limit_to} is too large for slices of {h}x{w} pixels; "
             f"choose a smaller limit_to or larger slices"

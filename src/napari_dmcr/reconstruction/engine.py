@@ -1,0 +1,526 @@
+"""Differentiable reconstruction: 2D to 2D and 2D to 3D, as a generator of progress steps.
+
+The field (one phase in [0, 1], or softmax probabilities of every phase when the target has 3+
+labels) is optimized so that its slices along every direction match the target descriptors.
+Coarse-to-fine multigrid: level m solves at ``shape / 2**m`` against targets pooled by
+``2**m``; each finer level starts from the (bi/tri)linear upsampling of the previous solution.
+The result is rounded to labels with exactly the target's phase fractions.
+
+:func:`reconstruct` is a generator: it yields :class:`napari_dmcr.progress.ProgressStep` at most
+every ``preview_interval_s`` seconds (and once at the end) and returns a
+:class:`ReconstructionResult`. The optimizer runs in a helper thread; closing the generator or
+setting the cancel token stops it within one iteration and keeps the best state so far.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from napari_dmcr import __version__
+from napari_dmcr.descriptors.descriptor_set import DescriptorSpec, preset
+from napari_dmcr.errors import DeviceMemoryError, InputError
+from napari_dmcr.postprocessing.assignment import assign_with_counts, counts_from_fractions
+from napari_dmcr.progress import CancelToken, Cancelled, ProgressStep, Throttle
+from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
+from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb
+from napari_dmcr.reconstruction.targets import make_target
+
+OPTIMIZERS = ("lbfgsb", "adam")
+
+
+@dataclass
+class ReconstructionResult:
+    """Everything a reconstruction produced.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        Final labeled image/volume (the target's label values, exact target fractions).
+    field : numpy.ndarray of float32
+        The continuous field of the phase of interest before rounding.
+    history : list of dict
+        One entry per optimizer iteration: restart, level, iteration, evaluations, loss,
+        residual, elapsed and the error of each descriptor.
+    final_errors : list of dict
+        Normalized error of each descriptor per direction, measured on ``labels``.
+    residual : float
+        Weighted RMS relative descriptor error of ``labels`` (see descriptor_set).
+    fractions : dict
+        Target and result phase fractions per label.
+    parameters : dict
+        Every setting of the run (seed, device, descriptor specs, ...) and software versions.
+    timings : dict
+        Wall times in seconds.
+    cancelled : bool
+        True when the run was stopped before it finished.
+    """
+
+    labels: np.ndarray
+    field: np.ndarray
+    history: list
+    final_errors: list
+    residual: float
+    fractions: dict
+    parameters: dict
+    timings: dict
+    cancelled: bool = False
+    notes: list = field(default_factory=list)
+
+
+def resolve_device(device="auto"):
+    """``"auto"`` becomes ``"cuda"`` when a GPU is usable, else ``"cpu"``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for but no CUDA GPU is available; use 'cpu' or 'auto'")
+    if device not in ("cpu",) and not str(device).startswith("cuda"):
+        raise InputError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    return str(device)
+
+
+def estimate_bytes_per_slice(specs, slice_shape):
+    """Rough peak memory of one slice's forward and backward pass, in bytes."""
+    pixels = slice_shape[0] * slice_shape[1]
+    floats = 0.0
+    for spec in specs:
+        level_pixels = sum(pixels / 4**level for level in range(spec.levels))
+        if spec.name == "s3":
+            vectors = spec.limit_to**2 + (spec.limit_to - 1) ** 2
+            floats += 6 * vectors * level_pixels
+        elif spec.name == "gram":
+            floats += 1300 * level_pixels
+        else:
+            floats += 12 * level_pixels
+    return 4 * floats
+
+
+def default_chunk_size(specs, slice_shape, memory_budget_gb=1.0):
+    """Slices per chunk so that one chunk stays within ``memory_budget_gb``."""
+    return max(1, int(memory_budget_gb * 2**30 // max(estimate_bytes_per_slice(specs, slice_shape), 1)))
+
+
+def reconstruct(
+    target,
+    shape,
+    *,
+    descriptors="paper",
+    phase=None,
+    direction_weights=(1.0, 1.0, 1.0),
+    optimizer="lbfgsb",
+    max_iter=200,
+    multigrid_levels=None,
+    target_residual=0.005,
+    restarts=0,
+    seed=0,
+    device="auto",
+    chunk_size=None,
+    memory_budget_gb=1.0,
+    learning_rate=0.02,
+    target_periodic=False,
+    preview_interval_s=0.5,
+    cancel=None,
+):
+    """Reconstruct a 2D image or 3D volume whose slices match the target's descriptors.
+
+    Parameters
+    ----------
+    target : array_like or dict
+        A labeled 2D image (isotropic target), or ``{"x": ..., "y": ..., "z": ...}`` three
+        orthogonal slices (see :mod:`napari_dmcr.reconstruction.targets` for orientations).
+    shape : tuple of int
+        Output shape: 2 sizes (2D to 2D) or 3 sizes (z, y, x) (2D to 3D).
+    descriptors : str or sequence of DescriptorSpec
+        A preset name ("paper": S3 + Gram + TV + volume fraction; "cpu": without Gram) or specs.
+    phase : int, optional
+        Label whose field is optimized for a two-phase target (default: the minority phase).
+        Targets with 3+ labels optimize every phase (softmax parameterization).
+    direction_weights : sequence of 3 float
+        Weights of the slices normal to z, y and x (3D only).
+    optimizer : {"lbfgsb", "adam"}
+        L-BFGS-B with exact [0, 1] bounds, or Adam with clamping.
+    max_iter : int
+        Optimizer iterations per multigrid level (function evaluations may be more; see
+        :mod:`optimizers`).
+    multigrid_levels : int, optional
+        Coarse-to-fine levels (1 = none). Default: as many as keep the coarsest side >= 16.
+    target_residual : float
+        Stop a level once the residual (weighted RMS relative descriptor error) is below this.
+    restarts : int
+        Extra runs from other random starts (seeds ``seed + k``); the lowest loss is kept.
+    seed : int
+        Seed of the random initial field; the same seed gives the same result on a device.
+    device : {"auto", "cpu", "cuda"}
+    chunk_size : int, optional
+        Slices per forward/backward chunk; default from ``memory_budget_gb``.
+    memory_budget_gb : float
+        Memory one chunk may use when ``chunk_size`` is not given.
+    learning_rate : float
+        Adam step size.
+    target_periodic : bool
+        Treat the target images as periodic (reconstructions are always periodic).
+    preview_interval_s : float
+        Minimum wall time between yielded steps.
+    cancel : CancelToken, optional
+
+    Yields
+    ------
+    ProgressStep
+
+    Returns
+    -------
+    ReconstructionResult
+    """
+    settings = _validate(locals())
+    return (yield from _relay(lambda emit: _run(settings, emit), settings["cancel"]))
+
+
+def _relay(work, cancel):
+    """Run ``work(emit)`` in a thread, yield what it emits (coalesced to the newest step) and
+    return its result; an exception in the thread is raised here."""
+    condition = threading.Condition()
+    state = {"step": None, "finished": False}
+    outcome = {}
+
+    def emit(step):
+        with condition:
+            state["step"] = step
+            condition.notify()
+
+    def run():
+        try:
+            outcome["result"] = work(emit)
+        except BaseException as error:  # handed over to the consuming thread
+            outcome["error"] = error
+        finally:
+            with condition:
+                state["finished"] = True
+                condition.notify()
+
+    thread = threading.Thread(target=run, name="dmcr-reconstruct", daemon=True)
+    thread.start()
+    try:
+        finished = False
+        while not finished:
+            with condition:
+                while state["step"] is None and not state["finished"]:
+                    condition.wait()
+                finished = state["finished"]
+                step, state["step"] = state["step"], None
+            if step is not None:
+                yield step
+    finally:
+        if thread.is_alive():
+            cancel.cancel()
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _validate(arguments):
+    shape = tuple(int(s) for s in arguments["shape"])
+    if len(shape) not in (2, 3) or min(shape) < 4:
+        raise InputError(f"shape must be 2 or 3 sizes of at least 4, got {arguments['shape']}")
+    target = make_target(arguments["target"], len(shape))
+    specs = arguments["descriptors"]
+    specs = preset(specs) if isinstance(specs, str) else tuple(specs)
+    if not specs or not all(isinstance(s, DescriptorSpec) for s in specs):
+        raise InputError("descriptors must be a preset name or a sequence of DescriptorSpec")
+    if arguments["optimizer"] not in OPTIMIZERS:
+        raise InputError(f"unknown optimizer {arguments['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
+    if int(arguments["max_iter"]) < 1:
+        raise InputError("max_iter must be at least 1")
+    direction_weights = tuple(float(w) for w in arguments["direction_weights"])
+    if len(shape) == 3 and (len(direction_weights) != 3 or min(direction_weights) < 0):
+        raise InputError("direction_weights must be three non-negative numbers (z, y, x)")
+    if len(shape) == 2:
+        direction_weights = (1.0,)
+    phase = arguments["phase"]
+    if len(target.labels) == 2:
+        if phase is None:
+            fractions = target.fractions()
+            phase = target.labels[int(np.argmin(fractions))]
+        elif phase not in target.labels:
+            raise InputError(f"phase {phase} is not a label of the target ({target.labels})")
+    elif phase is not None and phase not in target.labels:
+        raise InputError(f"phase {phase} is not a label of the target ({target.labels})")
+    levels = arguments["multigrid_levels"]
+    if levels is None:
+        levels = max(1, int(math.floor(math.log2(min(shape) / 16))) + 1)
+    levels = int(levels)
+    if levels < 1 or min(shape) // 2 ** (levels - 1) < 4:
+        raise InputError(f"{levels} multigrid levels leave less than 4 voxels per side of {shape}")
+    return {
+        "target": target,
+        "shape": shape,
+        "specs": specs,
+        "phase": phase,
+        "direction_weights": direction_weights,
+        "optimizer": arguments["optimizer"],
+        "max_iter": int(arguments["max_iter"]),
+        "levels": levels,
+        "target_residual": float(arguments["target_residual"]),
+        "restarts": int(arguments["restarts"]),
+        "seed": int(arguments["seed"]),
+        "device": resolve_device(arguments["device"]),
+        "chunk_size": arguments["chunk_size"],
+        "memory_budget_gb": float(arguments["memory_budget_gb"]),
+        "learning_rate": float(arguments["learning_rate"]),
+        "target_periodic": bool(arguments["target_periodic"]),
+        "preview_interval_s": float(arguments["preview_interval_s"]),
+        "cancel": arguments["cancel"] or CancelToken(),
+    }
+
+
+def _parameters(settings, chunk_size):
+    target = settings["target"]
+    return {
+        "shape": list(settings["shape"]),
+        "descriptors": [s.to_dict() for s in settings["specs"]],
+        "phase": settings["phase"],
+        "labels": target.labels,
+        "isotropic_target": target.isotropic,
+        "target_shapes": [list(image.shape) for image in target.images],
+        "direction_weights": list(settings["direction_weights"]),
+        "optimizer": settings["optimizer"],
+        "max_iter": settings["max_iter"],
+        "multigrid_levels": settings["levels"],
+        "target_residual": settings["target_residual"],
+        "restarts": settings["restarts"],
+        "seed": settings["seed"],
+        "device": settings["device"],
+        "chunk_size": chunk_size,
+        "learning_rate": settings["learning_rate"],
+        "target_periodic": settings["target_periodic"],
+        "versions": {
+            "napari_dmcr": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+    }
+
+
+class _Phases:
+    """How the optimization variable maps to phase fields, for two or more labels."""
+
+    def __init__(self, target, phase):
+        self.labels = target.labels
+        self.multiphase = len(self.labels) > 2
+        fractions = target.fractions()
+        if self.multiphase:
+            self.matched = list(self.labels)
+            self.fractions = fractions
+        else:
+            other = [label for label in self.labels if label != phase][0]
+            self.matched = [phase]
+            self.order = [phase, other]
+            self.fractions = np.array([fractions[self.labels.index(phase)], fractions[self.labels.index(other)]])
+        self.preview_index = self.labels.index(phase) if (self.multiphase and phase is not None) else 0
+
+    def initial(self, shape, generator, device):
+        noise = torch.randn((len(self.labels),) + tuple(shape) if self.multiphase else shape, generator=generator)
+        if self.multiphase:
+            log_fractions = torch.log(torch.as_tensor(self.fractions, dtype=torch.float32).clamp_min(1e-3))
+            values = log_fractions.view(-1, *([1] * len(shape))) + 0.5 * noise
+        else:
+            values = (self.fractions[0] + 0.15 * noise).clamp(0.0, 1.0)
+        return values.to(device=device, dtype=torch.float32)
+
+    def fields(self, variable):
+        return list(torch.softmax(variable, dim=0)) if self.multiphase else [variable]
+
+    def preview(self, variable):
+        return self.fields(variable)[self.preview_index]
+
+    def upsample(self, variable, shape):
+        batch = variable[None] if self.multiphase else variable[None, None]
+        mode = "bilinear" if len(shape) == 2 else "trilinear"
+        result = F.interpolate(batch, size=tuple(shape), mode=mode, align_corners=False)[0]
+        return result if self.multiphase else result[0].clamp(0.0, 1.0)
+
+    def labels_from(self, variable):
+        """Rounded labels with the target fractions, and the scores used."""
+        with torch.no_grad():
+            fields = [f.detach().cpu().double().numpy() for f in self.fields(variable)]
+        scores = np.stack(fields) if self.multiphase else np.stack([fields[0], 1.0 - fields[0]])
+        counts = counts_from_fractions(self.fractions, scores[0].size)
+        index = assign_with_counts(scores, counts)
+        values = np.array(self.labels if self.multiphase else self.order)
+        return values[index].astype(np.uint8 if values.max() < 256 else np.int32)
+
+    def indicator_fields(self, labels, device):
+        return [torch.as_tensor(labels == m, dtype=torch.float32, device=device) for m in self.matched]
+
+
+def _level_shape(shape, level):
+    return tuple(max(1, s // 2**level) for s in shape)
+
+
+def _run(settings, emit):
+    start = time.perf_counter()
+    shape, device, cancel = settings["shape"], settings["device"], settings["cancel"]
+    phases = _Phases(settings["target"], settings["phase"])
+    slice_shape = shape if len(shape) == 2 else tuple(sorted(shape)[1:])
+    chunk_size = settings["chunk_size"] or default_chunk_size(
+        settings["specs"], slice_shape, settings["memory_budget_gb"]
+    )
+    parameters = _parameters(settings, int(chunk_size))
+    throttle = Throttle(settings["preview_interval_s"])
+    total_iterations = settings["max_iter"] * settings["levels"] * (settings["restarts"] + 1)
+    history, notes = [], []
+    best = (np.inf, None)
+    cancelled = False
+    done_iterations = 0
+    try:
+        for restart in range(settings["restarts"] + 1):
+            generator = torch.Generator().manual_seed(settings["seed"] + restart)
+            variable = None
+            for level in reversed(range(settings["levels"])):
+                level_shape = _level_shape(shape, level)
+                if variable is None:
+                    variable = phases.initial(level_shape, generator, device)
+                else:
+                    variable = phases.upsample(variable, level_shape)
+                variable = variable.detach().clone().requires_grad_(True)
+                loss_fn = SliceLoss(
+                    settings["specs"],
+                    pooled_target_fields(settings["target"], phases.matched, level, torch.float32, device),
+                    level_shape,
+                    settings["direction_weights"],
+                    chunk_size,
+                    settings["target_periodic"],
+                    cancel,
+                )
+                notes.extend(n for n in loss_fn.notes if n not in notes)
+                stage = (
+                    f"restart {restart + 1}/{settings['restarts'] + 1}, "
+                    f"level {settings['levels'] - level}/{settings['levels']} "
+                    f"({'x'.join(map(str, level_shape))})"
+                )
+                base_iterations = done_iterations
+
+                def on_iteration(iteration, evaluations, loss, errors, level=level, restart=restart):
+                    residual = math.sqrt(max(loss, 0.0) / max(loss_fn.total_weight, 1e-12))
+                    history.append(
+                        {
+                            "restart": restart,
+                            "level": level,
+                            "iteration": iteration,
+                            "evaluations": evaluations,
+                            "loss": loss,
+                            "residual": residual,
+                            "elapsed": time.perf_counter() - start,
+                            "errors": dict(errors),
+                        }
+                    )
+                    if throttle.ready():
+                        emit(_step(base_iterations + iteration, total_iterations, stage, loss, errors,
+                                   start, phases.preview(variable), shape))
+                    if residual <= settings["target_residual"]:
+                        raise StopOptimization()
+
+                def evaluate(v):
+                    return loss_fn.evaluate(phases.fields, v)
+
+                if settings["optimizer"] == "lbfgsb":
+                    loss, _ = run_lbfgsb(variable, evaluate, on_iteration, settings["max_iter"], not phases.multiphase)
+                else:
+                    loss, _ = run_adam(variable, evaluate, on_iteration, settings["max_iter"],
+                                       not phases.multiphase, settings["learning_rate"])
+                done_iterations = base_iterations + settings["max_iter"]
+                cancel.raise_if_cancelled()
+            if loss < best[0]:
+                best = (loss, variable.detach().clone())
+    except Cancelled:
+        cancelled = True
+        if best[1] is None and variable is not None:
+            best = (np.inf, variable.detach())
+    except torch.cuda.OutOfMemoryError:
+        raise DeviceMemoryError(
+            f"the GPU ran out of memory with chunks of {chunk_size} slices; "
+            f"try chunk_size={max(1, chunk_size // 2)} or device='cpu'"
+        ) from None
+    finally:
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    optimized = time.perf_counter() - start
+    if best[1] is None:
+        raise Cancelled()
+    final_variable = best[1]
+    if tuple(final_variable.shape[-len(shape):]) != shape:  # cancelled on a coarse level
+        final_variable = phases.upsample(final_variable, shape)
+    labels = phases.labels_from(final_variable)
+    final_loss = SliceLoss(
+        settings["specs"],
+        pooled_target_fields(settings["target"], phases.matched, 0, torch.float32, device),
+        shape,
+        settings["direction_weights"],
+        chunk_size,
+        settings["target_periodic"],
+    )
+    final_errors = final_loss.errors_per_direction(phases.indicator_fields(labels, device))
+    weighted = sum(
+        w * sum(spec.weight * errors[spec.name] for spec in specs) * len(targets)
+        for w, errors, (specs, targets) in zip(settings["direction_weights"], final_errors, final_loss.directions)
+    )
+    residual = math.sqrt(weighted / max(final_loss.total_weight, 1e-12))
+    field = phases.preview(final_variable).detach().cpu().numpy().astype(np.float32)
+    emit(_step(total_iterations if not cancelled else done_iterations, total_iterations, "done",
+               weighted, final_errors[0], start, phases.preview(final_variable), shape))
+    fractions = {
+        str(label): {"target": float(f), "result": float((labels == label).mean())}
+        for label, f in zip(phases.labels, settings["target"].fractions())
+    }
+    return ReconstructionResult(
+        labels=labels,
+        field=field,
+        history=history,
+        final_errors=final_errors,
+        residual=residual,
+        fractions=fractions,
+        parameters=parameters,
+        timings={"optimize_s": optimized, "total_s": time.perf_counter() - start},
+        cancelled=cancelled,
+        notes=notes,
+    )
+
+
+def _step(iteration, total, stage, loss, errors, start, preview, shape):
+    volume = preview.detach().cpu().numpy().astype(np.float32)
+    if volume.shape != tuple(shape):
+        # Coarse multigrid levels are shown at full size so that a live view keeps its shape.
+        factors = [s // v for s, v in zip(shape, volume.shape)]
+        for axis, factor in enumerate(factors):
+            volume = np.repeat(volume, factor, axis=axis)
+        pad = [(0, s - v) for s, v in zip(shape, volume.shape)]
+        volume = np.pad(volume, pad, mode="edge")
+    losses = {name: float(value) for name, value in errors.items()}
+    losses["total"] = float(loss)
+    return ProgressStep(
+        iteration=int(iteration),
+        total=int(total),
+        stage=stage,
+        losses=losses,
+        elapsed=time.perf_counter() - start,
+        volume=volume,
+    )
+
+
+def run_reconstruction(target, shape, **kwargs):
+    """Run :func:`reconstruct` to the end without previews; return its result."""
+    kwargs.setdefault("preview_interval_s", 1e9)
+    generator = reconstruct(target, shape, **kwargs)
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value

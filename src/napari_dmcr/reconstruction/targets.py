@@ -1,0 +1,96 @@
+"""What a reconstruction matches: target slices per direction, and the phase layout.
+
+Volume axes are (z, y, x). Slices normal to axis 0 (z) are (y, x) images, normal to axis 1 (y)
+are (z, x) images and normal to axis 2 (x) are (z, y) images (see
+:func:`napari_dmcr.descriptors.volume_slices`). An *isotropic* target uses one 2D image for all
+three directions; an *orthogonal* target gives one image per direction, in that orientation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_dmcr.descriptors.fields import phase_labels
+from napari_dmcr.errors import InputError
+
+AXIS_NAMES = ("z", "y", "x")
+MAX_LABELS = 16
+
+
+@dataclass
+class Target:
+    """Target images per direction and the labels they carry.
+
+    Attributes
+    ----------
+    images : list of numpy.ndarray
+        One labeled 2D image per slicing direction, in volume-axis order (z, y, x); for a 2D
+        reconstruction a single image.
+    labels : list of int
+        All labels present in the targets, sorted.
+    """
+
+    images: list
+    labels: list
+
+    @property
+    def isotropic(self):
+        return all(image is self.images[0] for image in self.images)
+
+    def fractions(self):
+        """Mean fraction of every label over the target images (one value per label)."""
+        return np.array([np.mean([(img == lab).mean() for img in self.images]) for lab in self.labels])
+
+
+def make_target(target, ndim):
+    """Build a :class:`Target` for a reconstruction of dimension ``ndim`` (2 or 3).
+
+    Parameters
+    ----------
+    target : array_like or dict
+        A labeled 2D image (isotropic), or a dict ``{"x": img, "y": img, "z": img}`` of three
+        orthogonal slices (3D only); ``img`` normal to x is a (z, y) image, and so on.
+    ndim : int
+        2 for a 2D reconstruction, 3 for 2D-to-3D.
+    """
+    if isinstance(target, dict):
+        if ndim != 3:
+            raise InputError("three orthogonal target slices only make sense for a 3D reconstruction")
+        missing = [axis for axis in AXIS_NAMES if axis not in target]
+        if missing:
+            raise InputError(f"orthogonal targets need slices for x, y and z; missing {missing}")
+        images = [_check_image(target[axis], f"target slice normal to {axis}") for axis in AXIS_NAMES]
+    else:
+        image = _check_image(target, "target image")
+        images = [image] * (3 if ndim == 3 else 1)
+    labels = sorted(set().union(*(phase_labels(image) for image in images)))
+    if len(labels) < 2:
+        raise InputError(f"the target has a single label {labels}; it needs two or more phases")
+    return Target(images=images, labels=labels)
+
+
+def _check_image(image, what):
+    image = np.asarray(image)
+    if image.ndim == 3 and 1 in image.shape:
+        image = image.squeeze()
+    if image.ndim != 2:
+        raise InputError(f"the {what} must be a 2D labeled image, got shape {image.shape}")
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise InputError(f"the {what} contains NaN or infinite values")
+        if not np.array_equal(image, np.round(image)):
+            raise InputError(
+                f"the {what} has non-integer values: it looks like a grey image. "
+                "Segment it first (e.g. threshold with Otsu) so that each phase has one label"
+            )
+    elif not np.issubdtype(image.dtype, np.integer) and image.dtype != bool:
+        raise InputError(f"the {what} must hold integer labels, got dtype {image.dtype}")
+    count = np.unique(image).size
+    if count > MAX_LABELS:
+        raise InputError(
+            f"the {what} has {count} distinct values: it looks like a grey image, not labels. "
+            "Segment it first (e.g. threshold with Otsu)"
+        )
+    return image.astype(np.int64)
