@@ -12,8 +12,9 @@ import sys
 
 from napari_dmcr import __version__
 from napari_dmcr.errors import InputError
+from napari_dmcr.progress import Cancelled
 
-SUBCOMMANDS = ["characterize"]
+SUBCOMMANDS = ["characterize", "reconstruct", "evaluate", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,6 @@ def main(argv=None) -> int:
     except (InputError, FileNotFoundError) as error:
         print(f"dmcr {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):
         print(f"dmcr {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -179,17 +179,23 @@ PRESETS = {
 }
 
 
-def preset(name, **overrides):
+def preset(name, device="cpu", **overrides):
     """The specs of a named preset, with per-descriptor overrides.
 
     Parameters
     ----------
-    name : {"paper", "cpu"}
+    name : {"paper", "cpu", "auto"}
+        "auto" is "paper" on a CUDA device and "cpu" otherwise: the VGG-19 Gram matrices
+        dominate the cost, and on a CPU the cheaper set is the useful one.
+    device : str
+        The device the specs will run on (only "auto" looks at it).
     **overrides : dict
         ``descriptor_name=dict(field=value)``, e.g. ``s3={"limit_to": 8}``.
     """
+    if name == "auto":
+        name = "paper" if str(device).startswith("cuda") else "cpu"
     if name not in PRESETS:
-        raise InputError(f"unknown descriptor preset {name!r}; choose from {', '.join(PRESETS)}")
+        raise InputError(f"unknown descriptor preset {name!r}; choose from auto, {', '.join(PRESETS)}")
     specs = []
     for spec in PRESETS[name]:
         specs.append(replace(spec, **overrides.get(spec.name, {})))

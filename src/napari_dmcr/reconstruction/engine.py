@@ -138,7 +138,8 @@ def reconstruct(
     shape : tuple of int
         Output shape: 2 sizes (2D to 2D) or 3 sizes (z, y, x) (2D to 3D).
     descriptors : str or sequence of DescriptorSpec
-        A preset name ("paper": S3 + Gram + TV + volume fraction; "cpu": without Gram) or specs.
+        A preset name ("paper": S3 + Gram + TV + volume fraction; "cpu": without Gram; "auto":
+        "paper" on a GPU and "cpu" on a CPU) or specs.
     phase : int, optional
         Label whose field is optimized for a two-phase target (default: the minority phase).
         Targets with 3+ labels optimize every phase (softmax parameterization).
@@ -170,16 +171,19 @@ def reconstruct(
         Minimum wall time between yielded steps.
     cancel : CancelToken, optional
 
-    Yields
-    ------
-    ProgressStep
-
     Returns
     -------
-    ReconstructionResult
+    generator
+        Yields :class:`~napari_dmcr.progress.ProgressStep` and returns (as the value of its
+        ``StopIteration``) a :class:`ReconstructionResult`; :func:`run_reconstruction` drains it.
+
+    Raises
+    ------
+    InputError
+        At the call, for unusable targets or settings.
     """
-    settings = _validate(locals())
-    return (yield from _relay(lambda emit: _run(settings, emit), settings["cancel"]))
+    settings = _validate(locals())  # bad settings fail here, before any work
+    return _relay(lambda emit: _run(settings, emit), settings["cancel"])
 
 
 def _relay(work, cancel):
@@ -230,8 +234,9 @@ def _validate(arguments):
     if len(shape) not in (2, 3) or min(shape) < 4:
         raise InputError(f"shape must be 2 or 3 sizes of at least 4, got {arguments['shape']}")
     target = make_target(arguments["target"], len(shape))
+    device = resolve_device(arguments["device"])
     specs = arguments["descriptors"]
-    specs = preset(specs) if isinstance(specs, str) else tuple(specs)
+    specs = preset(specs, device) if isinstance(specs, str) else tuple(specs)
     if not specs or not all(isinstance(s, DescriptorSpec) for s in specs):
         raise InputError("descriptors must be a preset name or a sequence of DescriptorSpec")
     if arguments["optimizer"] not in OPTIMIZERS:
@@ -270,7 +275,7 @@ def _validate(arguments):
         "target_residual": float(arguments["target_residual"]),
         "restarts": int(arguments["restarts"]),
         "seed": int(arguments["seed"]),
-        "device": resolve_device(arguments["device"]),
+        "device": device,
         "chunk_size": arguments["chunk_size"],
         "memory_budget_gb": float(arguments["memory_budget_gb"]),
         "learning_rate": float(arguments["learning_rate"]),

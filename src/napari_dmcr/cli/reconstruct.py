@@ -1,0 +1,241 @@
+"""``dmcr reconstruct``: a 2D or 3D labeled reconstruction from one slice or three orthogonal slices.
+
+Writes the labels (``.npy``, ``.tif`` or ``.vti``) and, beside them, a sidecar JSON with every
+parameter, the seed, software versions, device, timings and final descriptor errors. Ctrl-C
+cancels the run and still writes the best state reached, marked ``"cancelled": true``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+
+METHODS = ("dmcr", "yt")
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "reconstruct",
+        help="reconstruct a 2D image or 3D volume from a labeled slice",
+        description="Reconstruct a labeled 2D image or 3D volume whose slices match the "
+        "descriptors of a labeled 2D slice (isotropic), or of three orthogonal slices "
+        "(--slices X Y Z). Without a slice, the bundled synthetic conglomerate slice (64x64) "
+        "is used.",
+    )
+    parser.add_argument("slice", nargs="?", help="labeled 2D slice (.npy, .tif, .png, ...)")
+    parser.add_argument(
+        "--slices",
+        nargs=3,
+        metavar=("X", "Y", "Z"),
+        help="three orthogonal slices, normal to x, y and z (shapes (z, y), (z, x), (y, x))",
+    )
+    parser.add_argument("--out", default="reconstruction.npy", help="output volume (default: %(default)s)")
+    parser.add_argument(
+        "--shape", type=int, nargs="+", help="output shape, 2 or 3 sizes (default: the slice side, cubed)"
+    )
+    parser.add_argument("--method", choices=METHODS, default="dmcr",
+                        help="differentiable (dmcr) or Yeong-Torquato annealing (yt); default: %(default)s")
+    parser.add_argument("--preset", default="auto", choices=("auto", "paper", "cpu"),
+                        help="descriptor set: paper (S3+Gram+TV), cpu (S3+TV), auto = paper on a GPU, "
+                        "cpu otherwise (default: %(default)s)")
+    parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=W",
+                        help="descriptor weights, e.g. s3=1 gram=0.1 tv=1")
+    parser.add_argument("--s3-limit", type=int, help="S3 window size (default of the preset: 6)")
+    parser.add_argument("--phase", type=int, help="label to match (default: the minority phase)")
+    parser.add_argument("--optimizer", choices=("lbfgsb", "adam"), default="lbfgsb")
+    parser.add_argument("--max-iter", type=int, default=200, help="iterations per multigrid level")
+    parser.add_argument("--levels", type=int, help="multigrid levels (default: down to 16 voxels)")
+    parser.add_argument("--target-residual", type=float, default=0.005,
+                        help="stop a level at this weighted RMS relative error (default: %(default)s)")
+    parser.add_argument("--restarts", type=int, default=0)
+    parser.add_argument("--direction-weights", type=float, nargs=3, default=(1.0, 1.0, 1.0),
+                        metavar=("Z", "Y", "X"))
+    parser.add_argument("--max-swaps", type=int, help="Yeong-Torquato swap budget (default: 500 per voxel)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
+    parser.add_argument("--chunk-size", type=int, help="slices per forward/backward chunk")
+    parser.add_argument("--voxel-size", type=float, default=1.0, help="voxel edge in model units")
+    parser.add_argument("--vgg19-weights", help="normalized VGG-19 .npz (see docs/descriptors.md)")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    from tqdm import tqdm
+
+    from napari_dmcr.io.writers import write_volume
+    from napari_dmcr.progress import CancelToken
+
+    target, source = _load_target(args)
+    first = target if not isinstance(target, dict) else target["z"]
+    shape = tuple(args.shape) if args.shape else (min(first.shape),) * 3
+    if args.vgg19_weights:
+        import os
+
+        os.environ["NAPARI_DMCR_VGG19_WEIGHTS"] = args.vgg19_weights
+    cancel = CancelToken()
+    steps = _engine(args, target, shape, cancel)
+    print(f"reconstructing {'x'.join(map(str, shape))} from {source} ({args.method})")
+    started = time.perf_counter()
+    with _cancel_on_interrupt(cancel), tqdm(
+        total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
+    ) as bar:
+        while True:
+            try:
+                step = next(steps)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            bar.n = round(100 * step.fraction_done)
+            status = "cancelling" if cancel.cancelled else step.stage
+            bar.set_postfix_str(f"{status} loss {step.losses.get('total', float('nan')):.3g}")
+            bar.refresh()
+    sidecar = _sidecar(args, result, source, shape, time.perf_counter() - started)
+    out = write_volume(args.out, result.labels, voxel_size=args.voxel_size, parameters=sidecar)
+    print(f"volume: {out}  parameters: {out.with_suffix('.json')}")
+    for line in _summary(result):
+        print(line)
+    return 130 if result.cancelled else 0
+
+
+@contextlib.contextmanager
+def _cancel_on_interrupt(cancel):
+    """The first Ctrl-C asks the engine to stop (it returns its best state); a second one kills."""
+
+    def interrupt(signum, frame):
+        cancel.cancel()
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _load_target(args):
+    from napari_dmcr.errors import InputError
+    from napari_dmcr.io.readers import read_image
+
+    if args.slices and args.slice:
+        raise InputError("give either one SLICE or --slices X Y Z, not both")
+    if args.slices:
+        images = {axis: read_image(path, ndim=2) for axis, path in zip("xyz", args.slices)}
+        return images, "slices " + ", ".join(args.slices)
+    if args.slice:
+        return read_image(args.slice, ndim=2), args.slice
+    from napari_dmcr.samples import conglomerate_slice
+
+    return conglomerate_slice((64, 64), seed=0), "the bundled conglomerate slice (64x64, seed 0)"
+
+
+def _engine(args, target, shape, cancel):
+    if args.method == "yt":
+        from napari_dmcr.baselines.yeong_torquato import yeong_torquato
+
+        if isinstance(target, dict):
+            target = [target[axis] for axis in "zyx"]
+        return yeong_torquato(target, shape, phase=_yt_phase(args.phase, target), seed=args.seed,
+                              max_swaps=args.max_swaps, cancel=cancel, preview=False)
+    from napari_dmcr.reconstruction import reconstruct
+
+    return reconstruct(
+        target,
+        shape,
+        descriptors=_descriptors(args),
+        phase=args.phase,
+        direction_weights=tuple(args.direction_weights),
+        optimizer=args.optimizer,
+        max_iter=args.max_iter,
+        multigrid_levels=args.levels,
+        target_residual=args.target_residual,
+        restarts=args.restarts,
+        seed=args.seed,
+        device=args.device,
+        chunk_size=args.chunk_size,
+        preview_interval_s=0.5,
+        cancel=cancel,
+    )
+
+
+def _descriptors(args):
+    """The preset with the weight and S3-window overrides of the command line."""
+    from dataclasses import replace
+
+    from napari_dmcr.descriptors import DescriptorSpec, preset
+    from napari_dmcr.errors import InputError
+    from napari_dmcr.reconstruction import resolve_device
+
+    specs = {spec.name: spec for spec in preset(args.preset, resolve_device(args.device))}
+    for item in args.weights:
+        name, _, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise InputError(f"--weights takes NAME=WEIGHT pairs such as s3=1 tv=1, got {item!r}") from None
+        specs[name] = replace(specs[name], weight=weight) if name in specs else DescriptorSpec(name, weight)
+    if args.s3_limit and "s3" in specs:
+        specs["s3"] = replace(specs["s3"], limit_to=args.s3_limit)
+    return tuple(specs.values())
+
+
+def _yt_phase(phase, target):
+    import numpy as np
+
+    if phase is not None:
+        return phase
+    images = target if isinstance(target, list) else [target]
+    labels, counts = np.unique(np.concatenate([np.ravel(i) for i in images]), return_counts=True)
+    return int(labels[np.argmin(counts)])
+
+
+def _sidecar(args, result, source, shape, wall_s):
+    import platform
+
+    import torch
+
+    from napari_dmcr import __version__
+
+    common = {
+        "command": "dmcr reconstruct",
+        "method": args.method,
+        "source": str(source),
+        "shape": list(shape),
+        "seed": args.seed,
+        "cancelled": bool(result.cancelled),
+        "wall_s": wall_s,
+        "versions": {"napari_dmcr": __version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+    }
+    if args.method == "yt":
+        return {**common, "parameters": result.parameters, "energy": result.energy,
+                "swaps": result.swaps, "accepted": result.accepted,
+                "swaps_per_second": result.swaps_per_second, "stop_reason": result.stop_reason}
+    return {
+        **common,
+        "parameters": result.parameters,
+        "device": result.parameters["device"],
+        "timings": result.timings,
+        "residual": result.residual,
+        "final_errors": dict(zip("zyx" if len(shape) == 3 else ["image"], result.final_errors)),
+        "fractions": result.fractions,
+        "notes": result.notes,
+        "history": result.history,
+    }
+
+
+def _summary(result):
+    import numpy as np
+
+    values, counts = np.unique(result.labels, return_counts=True)
+    fractions = ", ".join(f"{v}: {c / result.labels.size:.4f}" for v, c in zip(values, counts))
+    lines = [f"phase fractions {fractions}"]
+    if hasattr(result, "residual"):
+        lines.append(f"residual {result.residual:.4g}  (weighted RMS relative descriptor error)")
+        lines.extend(f"  {note}" for note in result.notes)
+    else:
+        lines.append(f"energy {result.energy:.4g} after {result.swaps} swaps "
+                     f"({result.swaps_per_second:.3g}/s, stop: {result.stop_reason})")
+    if result.cancelled:
+        lines.append("cancelled: the best state reached was written")
+    return lines

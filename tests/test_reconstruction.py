@@ -1,0 +1,195 @@
+"""The differentiable reconstruction engine on small problems (CPU)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_dmcr.cli import main
+from napari_dmcr.descriptors import DescriptorSpec, s2_axis_profiles, volume_slices
+from napari_dmcr.errors import InputError
+from napari_dmcr.progress import CancelToken
+from napari_dmcr.reconstruction import reconstruct, run_reconstruction
+from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
+from napari_dmcr.reconstruction.targets import make_target
+from napari_dmcr.samples import conglomerate_slice
+
+FAST = dict(descriptors="cpu", device="cpu", target_residual=0.0)
+
+
+def blobs(shape, fraction, sigma=2.0, seed=0):
+    """A smooth random two-phase image with exactly ``fraction`` of label 1."""
+    from scipy.ndimage import gaussian_filter
+
+    noise = gaussian_filter(np.random.default_rng(seed).standard_normal(shape), sigma, mode="wrap")
+    return (noise > np.quantile(noise, 1 - fraction)).astype(np.uint8)
+
+
+def stripes(shape, width):
+    """Horizontal stripes: rows alternate between label 1 and 0 every ``width`` rows."""
+    rows = (np.arange(shape[0]) // width) % 2
+    return np.repeat(rows[:, None], shape[1], axis=1).astype(np.uint8)
+
+
+def test_2d_reconstruction_of_a_real_image(shared_data):
+    image = np.load(shared_data / "li2018_sandstone_256.npy")[:64, :64]
+    result = run_reconstruction(image, (64, 64), max_iter=60, seed=0, **FAST)
+    fraction = (image == 1).mean()
+    # The rounding meets the target fraction to the voxel.
+    assert (result.labels == 1).mean() == pytest.approx(fraction, abs=1 / 64**2)
+    assert set(np.unique(result.labels)) == {0, 1}
+    assert result.final_errors[0]["s3"] < 0.02  # relative squared error, i.e. about 14 % RMS
+    start = result.history[0]["loss"]
+    assert result.history[-1]["loss"] < 0.1 * start
+
+
+def test_2d_to_3d_slices_match_the_target_s2_along_every_axis():
+    image = blobs((48, 48), 0.35, sigma=2.0, seed=1)
+    result = run_reconstruction(image, (16, 16, 16), max_iter=80, seed=0, multigrid_levels=1, **FAST)
+    target = s2_axis_profiles(image, 4, periodic=False).mean(axis=0)
+    indicator = (result.labels == 1).astype(float)
+    for axis in range(3):
+        profiles = s2_axis_profiles(volume_slices(indicator, axis), 4, periodic=True).mean(axis=(0, 1))
+        # S2 within 0.04 of the target at every lag 0..4 (phi = 0.35, phi^2 = 0.12).
+        np.testing.assert_allclose(profiles, target, atol=0.04)
+
+
+def test_anisotropic_targets_give_an_anisotropic_volume():
+    layered = stripes((24, 24), width=3)  # slices normal to x and y: layers stacked along z
+    target = {"x": layered, "y": layered, "z": layered}
+    result = run_reconstruction(
+        target, (24, 16, 16), direction_weights=(0.0, 1.0, 1.0), max_iter=60, seed=0,
+        multigrid_levels=1, **FAST,
+    )
+    indicator = (result.labels == 1).astype(float)
+    # A layered volume: along z, S2 at lag 3 (the next layer) drops towards 0; along x it stays
+    # near phi = 0.5 because each layer is uniform.
+    along_z = s2_axis_profiles(volume_slices(indicator, 2), 3).mean(axis=0)[0]
+    along_x = s2_axis_profiles(volume_slices(indicator, 0), 3).mean(axis=0)[1]
+    assert along_z[3] < 0.15
+    assert along_x[3] > 0.35
+
+
+def test_three_phase_target_gives_three_phases_at_the_target_fractions(shared_data):
+    image = np.load(shared_data / "li2018_composite_256.npy")[::4, ::4]  # 64x64
+    result = run_reconstruction(image, (16, 16, 16), max_iter=25, seed=0, **FAST)
+    assert sorted(np.unique(result.labels)) == [0, 1, 2]
+    for label in (0, 1, 2):
+        assert (result.labels == label).mean() == pytest.approx((image == label).mean(), abs=2 / 16**3)
+    assert result.parameters["labels"] == [0, 1, 2]
+
+
+def test_cancel_stops_within_one_iteration_and_keeps_the_state():
+    image = blobs((32, 32), 0.4)
+    cancel = CancelToken()
+    steps = reconstruct(image, (16, 16, 16), max_iter=500, seed=0, cancel=cancel,
+                        preview_interval_s=0.0, multigrid_levels=1, **FAST)
+    seen = None
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if seen is None and step.iteration >= 3:
+            seen = step.iteration
+            cancel.cancel()
+    assert result.cancelled
+    # The step seen was emitted after iteration `seen`; one more may have been under way.
+    assert len(result.history) <= seen + 1
+    assert result.labels.shape == (16, 16, 16)
+    assert np.isfinite(result.field).all()
+
+
+def test_same_seed_same_result_other_seed_other_result():
+    image = blobs((32, 32), 0.4)
+    runs = [run_reconstruction(image, (12, 12, 12), max_iter=10, seed=s, **FAST) for s in (3, 3, 4)]
+    np.testing.assert_array_equal(runs[0].labels, runs[1].labels)
+    np.testing.assert_array_equal(runs[0].field, runs[1].field)
+    assert not np.array_equal(runs[0].labels, runs[2].labels)
+
+
+def test_lbfgsb_keeps_the_field_in_bounds_and_adam_runs():
+    image = blobs((32, 32), 0.3)
+    lbfgsb = run_reconstruction(image, (32, 32), max_iter=20, seed=0, **FAST)
+    assert lbfgsb.field.min() >= 0.0 and lbfgsb.field.max() <= 1.0
+    adam = run_reconstruction(image, (32, 32), optimizer="adam", max_iter=40, seed=0,
+                              multigrid_levels=1, **FAST)
+    assert adam.history[-1]["loss"] < adam.history[0]["loss"]
+    assert [h["evaluations"] for h in adam.history] == list(range(1, len(adam.history) + 1))
+
+
+def test_multigrid_runs_coarse_to_fine_and_previews_keep_the_full_shape():
+    image = blobs((64, 64), 0.4, sigma=3.0)
+    steps = reconstruct(image, (32, 32, 32), max_iter=4, multigrid_levels=2, seed=0,
+                        preview_interval_s=0.0, **FAST)
+    shapes = set()
+    while True:
+        try:
+            shapes.add(next(steps).volume.shape)
+        except StopIteration as stop:
+            result = stop.value
+            break
+    assert shapes == {(32, 32, 32)}
+    assert [h["level"] for h in result.history][0] == 1 and result.history[-1]["level"] == 0
+
+
+def test_chunked_gradient_equals_the_whole_gradient():
+    image = blobs((24, 24), 0.4)
+    target = make_target(image, 3)
+    specs = (DescriptorSpec("s3", limit_to=3), DescriptorSpec("tv"), DescriptorSpec("vf"))
+    fields = pooled_target_fields(target, [1], 0, torch.float64, "cpu")
+    volume = torch.rand((8, 10, 12), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    gradients, losses = [], []
+    for chunk in (1, 3, 100):
+        variable = volume.clone().requires_grad_(True)
+        loss = SliceLoss(specs, fields, volume.shape, (1.0, 0.5, 2.0), chunk)
+        losses.append(loss.evaluate(lambda v: [v], variable)[0])
+        gradients.append(variable.grad.clone())
+    assert losses[0] == pytest.approx(losses[2], rel=1e-12)
+    torch.testing.assert_close(gradients[0], gradients[2])
+    torch.testing.assert_close(gradients[1], gradients[2])
+
+
+@pytest.mark.parametrize(
+    "target, shape, kwargs, match",
+    [
+        (np.ones((16, 16), np.uint8), (8, 8, 8), {}, "single label"),
+        (np.random.default_rng(0).random((16, 16)), (8, 8, 8), {}, "grey image"),
+        (np.zeros((2, 16, 16), np.uint8), (8, 8, 8), {}, "2D labeled image"),
+        (stripes((16, 16), 2), (8, 8, 8, 8), {}, "shape must be 2 or 3"),
+        (stripes((16, 16), 2), (8, 8, 8), {"optimizer": "sgd"}, "unknown optimizer"),
+        (stripes((16, 16), 2), (8, 8, 8), {"phase": 7}, "not a label"),
+        (stripes((16, 16), 2), (8, 8, 8), {"descriptors": "fast"}, "unknown descriptor preset"),
+        (stripes((16, 16), 2), (8, 8, 8), {"device": "tpu"}, "unknown device"),
+        ({"x": stripes((16, 16), 2)}, (8, 8, 8), {}, "missing"),
+    ],
+)
+def test_bad_input_gives_a_clear_error(target, shape, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        reconstruct(target, shape, **kwargs)
+
+
+def test_command_line_writes_the_volume_and_its_parameters(tmp_path):
+    image_path = tmp_path / "slice.npy"
+    np.save(image_path, conglomerate_slice((32, 32), seed=1))
+    out = tmp_path / "volume.tif"
+    code = main(["reconstruct", str(image_path), "--out", str(out), "--shape", "12", "12", "12",
+                 "--max-iter", "5", "--seed", "7", "--preset", "cpu", "--weights", "tv=2"])
+    assert code == 0
+    import tifffile
+
+    volume = tifffile.imread(out)
+    assert volume.shape == (12, 12, 12)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["seed"] == 7 and sidecar["parameters"]["seed"] == 7
+    assert sidecar["device"] == "cpu"
+    assert {d["name"]: d["weight"] for d in sidecar["parameters"]["descriptors"]}["tv"] == 2.0
+    assert set(sidecar["final_errors"]) == {"z", "y", "x"}
+
+
+def test_command_line_refuses_bad_weights(tmp_path, capsys):
+    code = main(["reconstruct", "--out", str(tmp_path / "v.npy"), "--weights", "s3:1"])
+    assert code == 2
+    assert "NAME=WEIGHT" in capsys.readouterr().err
