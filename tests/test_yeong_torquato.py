@@ -87,6 +87,56 @@ def test_incremental_s2_equals_full_recomputation(target, shape, max_lag, temper
         assert result.accepted > 30_000  # a hot run swaps nearly every trial
 
 
+def test_periodic_target_profiles_wrap_around():
+    target = blobs((20, 24), 2)
+    result = run_yeong_torquato(target, (12, 12), max_lag=6, max_swaps=0, target_periodic=True)
+    np.testing.assert_allclose(result.target_s2, periodic_s2(target, 6), rtol=0, atol=1e-12)
+    assert not np.allclose(result.target_s2, open_s2(target, 6))
+
+
+def test_polishing_a_reconstruction_keeps_its_structure():
+    """Two-stage method: start from a near solution; the default polish is a cool anneal."""
+    target = blobs((48, 48), 11)
+    near_solution = blobs((32, 32), 12)  # another realization of the target's process
+    polished = run_yeong_torquato(target, (32, 32), initial=near_solution)
+    from_scratch = run_yeong_torquato(target, (32, 32))
+    assert polished.parameters["initial_acceptance"] == 0.05
+    assert polished.energy < 0.01 * polished.energy_history[0]
+    # A fresh start keeps nothing of it: chance agreement is 0.4**2 + 0.6**2 = 0.52.
+    assert np.mean(polished.labels == near_solution) > 0.68
+    assert np.mean(from_scratch.labels == near_solution) < 0.62
+
+
+def test_initial_temperature_accepts_the_mean_uphill_swap_with_the_given_probability():
+    target = blobs((32, 32), 13)
+    start = blobs((16, 16), 14, fraction=round(target.mean() * 256) / 256)
+    result = run_yeong_torquato(
+        target, (16, 16), max_lag=8, initial=start, initial_acceptance=0.3, max_swaps=0
+    )
+    energy = np.sum((periodic_s2(start, 8) - result.target_s2) ** 2)
+    assert result.energy_history[0] == pytest.approx(energy)  # the start was used as given
+    # Brute force: mean energy rise over the uphill ones among random phase-preserving swaps.
+    rng = np.random.default_rng(0)
+    ones, zeros = np.flatnonzero(start), np.flatnonzero(start == 0)
+    changes = []
+    for p, q in zip(rng.choice(ones, 3000), rng.choice(zeros, 3000)):
+        swapped = start.copy().reshape(-1)
+        swapped[p], swapped[q] = 0, 1
+        changes.append(np.sum((periodic_s2(swapped.reshape(16, 16), 8) - result.target_s2) ** 2))
+    changes = np.array(changes) - energy
+    expected = -changes[changes > 0].mean() / np.log(0.3)
+    np.testing.assert_allclose(result.initial_temperature, expected, rtol=0.1)
+
+
+def test_geometric_cooling_per_temperature_level():
+    result = run_yeong_torquato(
+        blobs((32, 32), 15), (16, 16), max_swaps=10_000, stall_swaps=10**9,
+        swaps_per_temperature=1_000, cooling=0.9,
+    )
+    # The temperature drops before trial swaps 1000, 2000, ..., 9000: nine times.
+    np.testing.assert_allclose(result.final_temperature, result.initial_temperature * 0.9**9)
+
+
 def test_three_section_targets_map_to_volume_axes():
     images = [blobs((16, 18), 1), blobs((14, 18), 2), blobs((14, 16), 3)]  # normal to z, y, x
     result = run_yeong_torquato(images, (8, 8, 8), max_lag=4, max_swaps=2_000)

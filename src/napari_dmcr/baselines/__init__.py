@@ -1,0 +1,9 @@
+"""Classical reconstruction methods, for comparison with the differentiable engine."""
+
+from napari_dmcr.baselines.yeong_torquato import (
+    AnnealingResult,
+    run_yeong_torquato,
+    yeong_torquato,
+)
+
+__all__ = ["AnnealingResult", "run_yeong_torquato", "yeong_torquato"]

@@ -105,6 +105,7 @@ def yeong_torquato(
     phase=1,
     max_lag=None,
     isotropic=False,
+    target_periodic=False,
     initial=None,
     max_swaps=None,
     target_energy=0.0,
@@ -139,7 +140,7 @@ def yeong_torquato(
           the mean of its profiles in the two images that contain it;
         * a 3D volume and a 3D ``shape``: axis k matched to volume axis k.
 
-        Target profiles are measured without wrap-around (a CT image is not periodic).
+        Target profiles are measured without wrap-around unless ``target_periodic``.
     shape : tuple of 2 or 3 int
         Shape of the reconstruction (periodic in every axis).
     phase : int
@@ -149,6 +150,9 @@ def yeong_torquato(
         axis; may not exceed either. The cost of a trial swap grows linearly with it.
     isotropic : bool
         Match every axis to the mean of all target profiles.
+    target_periodic : bool
+        Measure the target profiles with wrap-around, for targets that tile (synthetic
+        patterns); a CT image is not periodic, so the default averages over the pairs inside it.
     initial : numpy.ndarray, optional
         Labeled start state of shape ``shape`` (e.g. a rounded differentiable reconstruction,
         for the two-stage method); voxels labeled ``phase`` form the phase of interest. Its
@@ -252,7 +256,7 @@ def yeong_torquato(
         raise InputError(f"preview_interval_s must be 0 or more, got {preview_interval_s}")
     seed = _check_int("seed", seed, 0)
 
-    target_s2 = _target_profiles(indicators, len(shape), max_lag, isotropic)
+    target_s2 = _target_profiles(indicators, len(shape), max_lag, isotropic, target_periodic)
     rng = np.random.default_rng(seed)
     if initial is None:
         state = np.zeros(n_voxels, dtype=np.uint8)
@@ -267,6 +271,7 @@ def yeong_torquato(
         other_label=other,
         max_lag=max_lag,
         isotropic=bool(isotropic),
+        target_periodic=bool(target_periodic),
         initial_given=initial is not None,
         max_swaps=max_swaps,
         target_energy=float(target_energy),
@@ -405,17 +410,18 @@ def _axis_pair_counts(indicator, axis, max_lag, periodic):
     return np.rint(counts).astype(np.int64)
 
 
-def _image_profiles(indicator, max_lag):
-    """Non-periodic S2 along each axis of a target image: mean over the pairs inside it."""
+def _image_profiles(indicator, max_lag, periodic):
+    """S2 along each axis of a target image: the mean over its pairs (inside it unless periodic)."""
     profiles = []
     for axis, n in enumerate(indicator.shape):
-        pairs = (n - np.arange(max_lag + 1)) * (indicator.size // n)
-        profiles.append(_axis_pair_counts(indicator, axis, max_lag, periodic=False) / pairs)
+        lags = np.arange(max_lag + 1)
+        pairs = indicator.size if periodic else (n - lags) * (indicator.size // n)
+        profiles.append(_axis_pair_counts(indicator, axis, max_lag, periodic) / pairs)
     return profiles
 
 
-def _target_profiles(indicators, ndim, max_lag, isotropic):
-    profiles = [_image_profiles(ind, max_lag) for ind in indicators]
+def _target_profiles(indicators, ndim, max_lag, isotropic, periodic):
+    profiles = [_image_profiles(ind, max_lag, periodic) for ind in indicators]
     if len(indicators) == 1 and indicators[0].ndim == ndim:
         per_axis = profiles[0]
     elif len(indicators) == 1:

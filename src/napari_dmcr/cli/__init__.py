@@ -14,7 +14,7 @@ from napari_dmcr import __version__
 from napari_dmcr.errors import InputError
 from napari_dmcr.progress import Cancelled
 
-SUBCOMMANDS = ["characterize", "reconstruct", "evaluate", "export"]
+SUBCOMMANDS = ["sample", "characterize", "reconstruct", "evaluate", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

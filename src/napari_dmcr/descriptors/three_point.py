@@ -65,21 +65,14 @@ def s3(field, limit_to=8, periodic=True):
 
 
 def _shifted_copies(field, limit_to, periodic):
-    """Stack of ``x(p + r)`` over the vectors r of R(L) and the valid positions p."""
+    """Stack of ``x(p + r)`` over the vectors r of R(L) and the valid positions p.
+
+    ``unfold`` lists the window's offsets row by row; R(L) is exactly the tail of that list that
+    starts at ``(0, 0)``, so a slice selects it (a slice, unlike a gather, also has a
+    deterministic backward pass on CUDA).
+    """
     image = field.unsqueeze(1)
     if periodic:
         image = F.pad(image, (limit_to - 1, limit_to - 1, 0, limit_to - 1), mode="circular")
     patches = F.unfold(image, kernel_size=(limit_to, 2 * limit_to - 1))
-    return patches.index_select(1, _channel_index(limit_to, field.device))
-
-
-@functools.lru_cache(maxsize=16)
-def _channel_index_cpu(limit_to):
-    width = 2 * limit_to - 1
-    return torch.tensor(
-        [i * width + j + limit_to - 1 for i, j in displacement_vectors(limit_to)], dtype=torch.long
-    )
-
-
-def _channel_index(limit_to, device):
-    return _channel_index_cpu(limit_to).to(device)
+    return patches[:, limit_to - 1 :]

@@ -69,9 +69,9 @@ def s2_map(field, max_lag, periodic=True):
     size = (h, w) if periodic else (h + lag, w + lag)
     spectrum = torch.fft.rfft2(field, s=size)
     correlation = torch.fft.irfft2(spectrum * spectrum.conj(), s=size)
-    rows = torch.arange(-lag, lag + 1, device=field.device) % size[0]
-    cols = torch.arange(-lag, lag + 1, device=field.device) % size[1]
-    window = correlation[..., rows[:, None], cols[None, :]]
+    # Lags -L..L sit at both ends of the circular correlation; rolling brings them together
+    # (unlike fancy indexing, with a deterministic backward pass on CUDA).
+    window = torch.roll(correlation, shifts=(lag, lag), dims=(-2, -1))[..., : 2 * lag + 1, : 2 * lag + 1]
     return window / _pair_counts(h, w, lag, periodic, field.dtype, field.device)
 
 

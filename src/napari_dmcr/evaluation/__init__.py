@@ -1,0 +1,42 @@
+"""Fidelity of a reconstruction: errors against the original slice and a true volume, and
+morphological measures that the reconstruction was not fitted to."""
+
+from napari_dmcr.evaluation.compare import (
+    descriptor_gaps,
+    evaluate,
+    fraction_errors,
+    morphology_comparison,
+    phase_fractions,
+    s2_comparison,
+    slice_statistics,
+)
+from napari_dmcr.evaluation.morphology import (
+    chord_length_distribution,
+    connectivity,
+    euler_characteristic_density,
+    lineal_path,
+    local_thickness,
+    morphology_summary,
+    size_distribution,
+    specific_surface_area,
+    two_point_cluster_function,
+)
+
+__all__ = [
+    "chord_length_distribution",
+    "connectivity",
+    "descriptor_gaps",
+    "euler_characteristic_density",
+    "evaluate",
+    "fraction_errors",
+    "lineal_path",
+    "local_thickness",
+    "morphology_comparison",
+    "morphology_summary",
+    "phase_fractions",
+    "s2_comparison",
+    "size_distribution",
+    "slice_statistics",
+    "specific_surface_area",
+    "two_point_cluster_function",
+]

@@ -60,7 +60,7 @@ def lineal_path(labels, phase, max_length=None, axis=0):
     chords_longer = np.cumsum(per_length[::-1])[::-1]
     voxels_longer = np.cumsum((per_length * np.arange(n + 1))[::-1])[::-1]
     r = np.arange(max_length + 1)
-    inside = voxels_longer[r + 1] - r * chords_longer[r + 1] if max_length < n else None
+    inside = voxels_longer[r + 1] - r * chords_longer[r + 1]
     segments = (n - r) * (phase_mask.size // n)
     return inside / segments
 
@@ -208,7 +208,8 @@ def euler_characteristic_density(labels, phase, *, connectivity=1):
         Label of the phase.
     connectivity : int
         Neighbourhood of the phase (see the module docstring); the other phases get the
-        complementary one, as digital topology requires.
+        complementary one, as digital topology requires. In 3D only 1 and 3 are allowed (the
+        18-neighbourhood has no complementary one).
 
     Returns
     -------
@@ -217,6 +218,11 @@ def euler_characteristic_density(labels, phase, *, connectivity=1):
     """
     phase_mask = _phase_mask(labels, phase)
     _structure(phase_mask.ndim, connectivity)
+    if phase_mask.ndim == 3 and connectivity == 2:
+        raise InputError(
+            "the 3D Euler characteristic is defined for connectivity 1 (6 neighbours) or 3 "
+            "(26 neighbours), not 2: choose 1 or 3"
+        )
     return float(measure.euler_number(phase_mask, connectivity=connectivity) / phase_mask.size)
 
 
@@ -269,16 +275,18 @@ def local_thickness(labels, phase):
     """Local thickness of a phase: the diameter of the largest ball inside it covering each voxel.
 
     For a phase voxel p let d(p) be its Euclidean distance to the nearest voxel of the other
-    phases (:func:`scipy.ndimage.distance_transform_edt`); the voxels closer than d(p) to p form
+    phases (:func:`scipy.ndimage.distance_transform_edt`); the phase voxels within d(p) of p form
     the largest digital ball centred at p inside the phase. Its boundary lies half a voxel
-    beyond, so its diameter is 2 d(p) - 1 voxels: a plate t voxels thick has a thickness of t
-    (t odd) or t - 1 (t even, where no voxel is on the mid-plane). The thickness of a voxel is
-    the largest such diameter over the balls that contain it (Hildebrand and Rueegsegger, 1997).
+    beyond the voxel centres nearest to the other phase, so its diameter is 2 d(p) - 1 voxels: a
+    plate t voxels thick has a thickness of t (t odd) or t - 1 (t even, where no voxel is on the
+    mid-plane), a cylinder about the diameter of the disk of the same cross-section. The
+    thickness of a voxel is the largest such diameter over the balls that contain it (Hildebrand
+    and Rueegsegger, 1997).
 
     The maximum over balls is taken radius by radius: for each radius r the voxels with
-    d >= r are dilated by a ball of radius r (a distance transform thresholded at r). Radii are
-    rounded down to half a voxel, so thicknesses are whole numbers of voxels and may fall short
-    by at most one voxel.
+    d >= r are dilated by a ball of radius r (a distance transform thresholded at r, kept within
+    the phase). Radii are rounded down to half a voxel, so thicknesses are whole numbers of
+    voxels and may fall short by at most one voxel.
 
     Parameters
     ----------
@@ -300,7 +308,9 @@ def local_thickness(labels, phase):
         centres = distance >= radius
         # Dilation by the radius only reaches ceil(radius) beyond the centres' bounding box.
         box = _bounding_box(centres, math.ceil(radius))
-        covered = ndi.distance_transform_edt(~centres[box]) < radius
+        # "<=": a voxel at distance r from a centre of rounded radius r <= d is inside its ball
+        # unless it is of another phase (then it is at distance exactly d = r).
+        covered = (ndi.distance_transform_edt(~centres[box]) <= radius) & phase_mask[box]
         thickness[box][covered] = 2 * radius - 1
     return thickness
 
@@ -398,7 +408,7 @@ def morphology_summary(
 
 
 def _chords(phase_mask, axis):
-    """Lengths (voxels) of the runs of the phase along ``axis``, and whether each meets the border."""
+    """Lengths (voxels) of the phase's runs along ``axis``, and whether each meets the border."""
     n = phase_mask.shape[axis]
     lines = np.moveaxis(phase_mask, axis, -1).reshape(-1, n)
     padded = np.zeros((lines.shape[0], n + 2), dtype=np.int8)

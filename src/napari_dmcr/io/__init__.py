@@ -1,1 +1,16 @@
-"""Reading slices and volumes, writing volumes, descriptor files and FLAC3D grids."""
+"""Reading slices and volumes, writing volumes, descriptor files and FLAC3D grids.
+
+Modules
+-------
+readers
+    ``read_image`` (.npy, .tif/.tiff, .png/.jpg/.bmp, .raw, .vti -> validated label array) and
+    ``validate_labels`` (the same checks for arrays, e.g. napari layers).
+writers
+    ``write_volume`` / ``read_volume`` (.npy, ImageJ .tif, VTK .vti) with the sidecar JSON of the
+    run's parameters (``vol.npy`` -> ``vol.json``), ``read_voxel_size``, ``read_sidecar``.
+flac3d
+    ``write_f3grid`` (ASCII FLAC3D grid: B8 zones, one zone group per phase, boundary face
+    groups, coarsening, cylindrical specimen) and ``write_f3dat`` (triaxial-test template).
+atomic
+    ``atomic_path`` / ``write_json``: every file is written to a temporary name, then renamed.
+"""

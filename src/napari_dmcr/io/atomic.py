@@ -30,6 +30,10 @@ def atomic_path(path, suffix=None):
         prefix=f".{path.name}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent
     )
     os.close(fd)
+    # mkstemp creates the file private (0600); give it the mode a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

