@@ -193,3 +193,23 @@ def test_command_line_refuses_bad_weights(tmp_path, capsys):
     code = main(["reconstruct", "--out", str(tmp_path / "v.npy"), "--weights", "s3:1"])
     assert code == 2
     assert "NAME=WEIGHT" in capsys.readouterr().err
+
+
+def test_initial_state_is_where_the_run_starts():
+    image = blobs((32, 32), 0.4)
+    start = blobs((16, 16), 0.4, seed=5)
+    result = run_reconstruction(image, (16, 16), initial=start, max_iter=1, multigrid_levels=1, **FAST)
+    assert result.parameters["initial_given"]
+    # One iteration from a labeled start moves little: most voxels keep their label.
+    assert (result.labels == start).mean() > 0.8
+    field = np.random.default_rng(0).random((16, 16))
+    steps = reconstruct(image, (16, 16), initial=field, max_iter=1, multigrid_levels=1,
+                        preview_interval_s=0.0, **FAST)
+    first = next(steps)
+    assert first.volume.shape == (16, 16)
+    with pytest.raises(InputError, match="output shape"):
+        reconstruct(image, (16, 16), initial=start[:8])
+    with pytest.raises(InputError, match="labels"):
+        reconstruct(image, (16, 16), initial=start + 5)
+    with pytest.raises(InputError, match="either initial or restarts"):
+        reconstruct(image, (16, 16), initial=start, restarts=1)

@@ -8,8 +8,10 @@ pooling between blocks, and at the layers relu1_2, relu2_2, relu3_4, relu4_4 and
     G_l = A_l^T A_l / (h_l w_l)
 
 With ``periodic=True`` every convolution pads by wrapping around (one pixel on each side, so the
-maps stay centred), which makes the Gram matrices invariant to periodic shifts of the image;
-otherwise zero padding is used. Plain torch: no torchvision needed.
+maps stay centred): the convolutions commute with periodic shifts, and the 2x2 poolings with
+shifts by even numbers of pixels, so relu1_2 is invariant to any periodic shift and the deepest
+layer to shifts by multiples of 16 pixels (other shifts move the pooling grid). Otherwise zero
+padding is used. Plain torch: no torchvision needed.
 """
 
 from __future__ import annotations
@@ -59,14 +61,22 @@ class VGG19Features(torch.nn.Module):
         for block, count in enumerate(BLOCKS):
             if block:
                 x = F.avg_pool2d(x, 2)
+            # Wrapping a periodic map once by `count` pixels and shrinking it by one pixel per
+            # unpadded convolution gives the same maps as wrapping before every convolution, with
+            # one copy per block instead of one per layer; worth it while the margin is small.
+            pad_once = periodic and min(x.shape[-2:]) >= 16 * count
+            if pad_once:
+                x = F.pad(x, (count,) * 4, mode="circular")
             for _ in range(count):
                 conv = self.convs[conv_index]
                 conv_index += 1
-                if periodic:
+                if pad_once:
+                    x = F.conv2d(x, conv.weight, conv.bias)
+                elif periodic:
                     x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), conv.weight, conv.bias)
                 else:
                     x = F.conv2d(x, conv.weight, conv.bias, padding=1)
-                x = F.relu(x)
+                x = F.relu_(x)  # a convolution keeps no output for its backward pass
             outputs.append(x)
         return outputs
 
@@ -93,7 +103,8 @@ def gram_matrices(field, periodic=True, network=None):
     field : array_like or torch.Tensor, shape (h, w) or (n, h, w)
         Indicator field(s) in [0, 1]; at least 16 pixels per side.
     periodic : bool
-        Wrap-around padding in every convolution (shift invariant); zero padding otherwise.
+        Wrap-around padding in every convolution; zero padding otherwise (see the module
+        docstring for the shifts the matrices are invariant to).
     network : VGG19Features, optional
         The network to use; by default the shared one for the field's device and dtype.
 

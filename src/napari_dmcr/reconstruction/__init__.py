@@ -3,6 +3,7 @@
 from napari_dmcr.reconstruction.engine import (
     ReconstructionResult,
     default_chunk_size,
+    default_multigrid_levels,
     reconstruct,
     resolve_device,
     run_reconstruction,
@@ -13,6 +14,7 @@ __all__ = [
     "ReconstructionResult",
     "Target",
     "default_chunk_size",
+    "default_multigrid_levels",
     "make_target",
     "reconstruct",
     "resolve_device",

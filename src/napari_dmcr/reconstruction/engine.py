@@ -102,6 +102,11 @@ def estimate_bytes_per_slice(specs, slice_shape):
     return 4 * floats
 
 
+def default_multigrid_levels(shape):
+    """Coarse-to-fine levels that keep the coarsest side at 16 voxels or more."""
+    return max(1, math.floor(math.log2(min(shape) / 16)) + 1)
+
+
 def default_chunk_size(specs, slice_shape, memory_budget_gb=1.0):
     """Slices per chunk so that one chunk stays within ``memory_budget_gb``."""
     return max(1, int(memory_budget_gb * 2**30 // max(estimate_bytes_per_slice(specs, slice_shape), 1)))
@@ -126,6 +131,7 @@ def reconstruct(
     learning_rate=0.02,
     target_periodic=False,
     preview_interval_s=0.5,
+    initial=None,
     cancel=None,
 ):
     """Reconstruct a 2D image or 3D volume whose slices match the target's descriptors.
@@ -169,6 +175,11 @@ def reconstruct(
         Treat the target images as periodic (reconstructions are always periodic).
     preview_interval_s : float
         Minimum wall time between yielded steps.
+    initial : array_like, optional
+        Start state of shape ``shape`` instead of the seeded random field: an integer array of
+        the target's labels (e.g. an earlier result to refine), or, for a two-phase target, a
+        float array in [0, 1], the field of the phase of interest. Coarse multigrid levels start from its average
+        pooling. Not combined with ``restarts``.
     cancel : CancelToken, optional
 
     Returns
@@ -257,9 +268,14 @@ def _validate(arguments):
             raise InputError(f"phase {phase} is not a label of the target ({target.labels})")
     elif phase is not None and phase not in target.labels:
         raise InputError(f"phase {phase} is not a label of the target ({target.labels})")
+    initial = arguments["initial"]
+    if initial is not None:
+        initial = _check_initial(initial, shape, target, phase)
+        if int(arguments["restarts"]):
+            raise InputError("restarts start from other random fields; give either initial or restarts")
     levels = arguments["multigrid_levels"]
     if levels is None:
-        levels = max(1, int(math.floor(math.log2(min(shape) / 16))) + 1)
+        levels = default_multigrid_levels(shape)
     levels = int(levels)
     if levels < 1 or min(shape) // 2 ** (levels - 1) < 4:
         raise InputError(f"{levels} multigrid levels leave less than 4 voxels per side of {shape}")
@@ -281,8 +297,25 @@ def _validate(arguments):
         "learning_rate": float(arguments["learning_rate"]),
         "target_periodic": bool(arguments["target_periodic"]),
         "preview_interval_s": float(arguments["preview_interval_s"]),
+        "initial": initial,
         "cancel": arguments["cancel"] or CancelToken(),
     }
+
+
+def _check_initial(initial, shape, target, phase):
+    """The start state: an integer array holds labels, a float array the field of ``phase``."""
+    initial = np.asarray(initial)
+    if initial.shape != shape:
+        raise InputError(f"initial has shape {initial.shape}; it must have the output shape {shape}")
+    if initial.dtype == bool or np.issubdtype(initial.dtype, np.integer):
+        if set(np.unique(initial).tolist()) <= set(target.labels):
+            return initial.astype(np.int64)
+    elif len(target.labels) == 2 and np.isfinite(initial).all() and 0.0 <= initial.min() <= initial.max() <= 1.0:
+        return initial.astype(np.float64)
+    raise InputError(
+        f"initial must hold the target's labels {target.labels}"
+        + (f" or be a field in [0, 1] of phase {phase}" if len(target.labels) == 2 else "")
+    )
 
 
 def _parameters(settings, chunk_size):
@@ -301,6 +334,7 @@ def _parameters(settings, chunk_size):
         "target_residual": settings["target_residual"],
         "restarts": settings["restarts"],
         "seed": settings["seed"],
+        "initial_given": settings["initial"] is not None,
         "device": settings["device"],
         "chunk_size": chunk_size,
         "learning_rate": settings["learning_rate"],
@@ -340,17 +374,42 @@ class _Phases:
             values = (self.fractions[0] + 0.15 * noise).clamp(0.0, 1.0)
         return values.to(device=device, dtype=torch.float32)
 
+    def start(self, initial, shape, device):
+        """The variable of a given start state (labels or field), average-pooled to ``shape``."""
+        if np.issubdtype(initial.dtype, np.integer):
+            fields = np.stack([initial == label for label in (self.labels if self.multiphase else self.matched)])
+        else:
+            fields = initial[None]
+        fields = torch.as_tensor(fields, dtype=torch.float32)
+        if tuple(fields.shape[1:]) != tuple(shape):
+            fields = F.interpolate(fields[None], size=tuple(shape), mode="area")[0]
+        if self.multiphase:
+            # Logits whose softmax is the pooled one-hot, softened so that no phase starts at 0.
+            return torch.log(0.9 * fields + 0.1 / len(self.labels)).to(device)
+        return fields[0].to(device)
+
     def fields(self, variable):
         return list(torch.softmax(variable, dim=0)) if self.multiphase else [variable]
 
     def preview(self, variable):
         return self.fields(variable)[self.preview_index]
 
-    def upsample(self, variable, shape):
+    def upsample(self, variable, shape, sharpen=False):
+        """Linear upsampling to ``shape``; ``sharpen`` doubles the contrast of the result.
+
+        Interpolation blurs every interface, so a finer level would first spend its iterations
+        re-sharpening them (its total variation and S3 start far off the target); doubling the
+        contrast (values pushed away from 1/2, or softmax logits doubled) starts it close.
+        """
         batch = variable[None] if self.multiphase else variable[None, None]
         mode = "bilinear" if len(shape) == 2 else "trilinear"
         result = F.interpolate(batch, size=tuple(shape), mode=mode, align_corners=False)[0]
-        return result if self.multiphase else result[0].clamp(0.0, 1.0)
+        if self.multiphase:
+            return 2.0 * result if sharpen else result
+        result = result[0]
+        if sharpen:
+            result = 0.5 + 2.0 * (result - 0.5)
+        return result.clamp(0.0, 1.0)
 
     def labels_from(self, variable):
         """Rounded labels with the target fractions, and the scores used."""
@@ -391,10 +450,12 @@ def _run(settings, emit):
             variable = None
             for level in reversed(range(settings["levels"])):
                 level_shape = _level_shape(shape, level)
-                if variable is None:
+                if variable is None and settings["initial"] is not None:
+                    variable = phases.start(settings["initial"], level_shape, device)
+                elif variable is None:
                     variable = phases.initial(level_shape, generator, device)
                 else:
-                    variable = phases.upsample(variable, level_shape)
+                    variable = phases.upsample(variable, level_shape, sharpen=True)
                 variable = variable.detach().clone().requires_grad_(True)
                 loss_fn = SliceLoss(
                     settings["specs"],

@@ -1,0 +1,213 @@
+"""The "Compare S2" dock widget: an original slice against a reconstruction (and a true volume)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
+from matplotlib.figure import Figure
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from napari_dmcr.errors import InputError
+from napari_dmcr.evaluation import evaluate
+from napari_dmcr.io.atomic import write_json
+from napari_dmcr.plotting.evaluation import (
+    draw_report,
+    plot_descriptor_gaps,
+    plot_s2_axes,
+    plot_s2_radial,
+)
+from napari_dmcr.widgets._canvas import ThemedCanvas
+from napari_dmcr.widgets._layers import (
+    current_slice,
+    default_phase,
+    label_names,
+    layer_choices,
+    otsu_threshold,
+    phase_title,
+    threshold,
+)
+from napari_dmcr.widgets._messages import StatusLine
+
+# Columns of the numbers table, in this order when present.
+DIRECTIONS = ("z", "y", "x", "image", "all", "3d")
+
+
+class CompareWidget(QWidget):
+    """S2 per axis and radial, phase fractions and descriptor gaps of a reconstruction.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+    """
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.results = None
+        self._worker = None
+        self._original = ComboBox(
+            label="original slice", choices=lambda _: layer_choices(self.viewer)
+        )
+        self._reconstruction = ComboBox(
+            label="reconstruction", choices=lambda _: layer_choices(self.viewer, Labels)
+        )
+        self._truth = ComboBox(
+            label="true volume (optional)",
+            choices=lambda _: layer_choices(self.viewer, Labels),
+            nullable=True,
+        )
+        self._phase = ComboBox(label="phase", choices=self._phase_choices)
+        self._periodic = CheckBox(text="reconstruction is periodic", value=True)
+        self._compare_button = PushButton(text="Compare")
+        self._report_path = FileEdit(label="report (PNG + JSON)", mode="w", filter="*.png")
+        self._save_button = PushButton(text="Save report", enabled=False)
+        self.status = StatusLine()
+        self._form = Container(
+            widgets=[
+                self._original,
+                self._reconstruction,
+                self._truth,
+                self._phase,
+                self._periodic,
+                self._compare_button,
+                self._report_path,
+                self._save_button,
+                self.status,
+            ]
+        )
+        self._truth.value = None
+        self.canvas = ThemedCanvas(self.viewer, height_px=380)
+        self.table = QTableWidget()
+        self.table.setMinimumHeight(120)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._form.native)
+        layout.addWidget(self.canvas)
+        layout.addWidget(self.table)
+        self._original.changed.connect(self._refresh_phases)
+        self._compare_button.changed.connect(self.compare)
+        self._save_button.changed.connect(self.save_report)
+        self.reset_choices()
+        self._refresh_phases()
+
+    def reset_choices(self, event=None):
+        """Refresh the layer lists (napari calls this when layers are added or removed)."""
+        self._form.reset_choices()
+
+    def _original_slice(self):
+        layer = self._original.value
+        image, _ = current_slice(layer, self.viewer)
+        if isinstance(layer, Image):
+            value = otsu_threshold(image)
+            if value is None:
+                raise InputError(
+                    f"layer {layer.name!r} has a single grey value; there is nothing to compare"
+                )
+            image = threshold(image, value)
+        return image
+
+    def _phase_choices(self, widget=None):
+        try:
+            labels = np.unique(self._original_slice()).tolist()
+        except InputError:
+            return []
+        names = label_names(self._original.value)
+        return [(phase_title(label, names), label) for label in labels]
+
+    def _refresh_phases(self, value=None):
+        self._phase.reset_choices()
+        labels = [label for _, label in self._phase_choices()]
+        if labels:
+            self._phase.value = default_phase(labels, label_names(self._original.value))
+
+    def compare(self, value=None):
+        """Evaluate the reconstruction against the original slice in a worker; show the figures."""
+        try:
+            original = self._original_slice()
+            reconstruction = self._reconstruction.value
+            if reconstruction is None:
+                raise InputError("choose the reconstruction (a Labels layer)")
+            phase = self._phase.value
+            if phase is None or phase not in np.unique(original):
+                raise InputError("choose a phase of the original slice")
+        except InputError as error:
+            self.status.error(error)
+            return
+        truth = None if self._truth.value is None else np.asarray(self._truth.value.data)
+        self._compare_button.enabled = False
+        self.status.info("comparing ...")
+        self._worker = create_worker(
+            evaluate,
+            original,
+            np.asarray(reconstruction.data),
+            truth,
+            phases=[phase],
+            periodic=self._periodic.value,
+            _start_thread=False,
+            _connect={"returned": self._show_results, "errored": self.status.error},
+        )
+        self._worker.finished.connect(self._on_finished)
+        self._worker.start()
+
+    def _on_finished(self):
+        self._worker = None
+        self._compare_button.enabled = True
+
+    def _show_results(self, results):
+        self.results = results
+        phase = next(iter(results["phases"]))
+        entry = results["phases"][phase]
+
+        def paint(figure):
+            axes = figure.subplots(3, 1)
+            plot_s2_radial(axes[0], entry)
+            plot_s2_axes(axes[1], entry)
+            plot_descriptor_gaps(axes[2], entry)
+
+        self.canvas.paint(paint)
+        self._fill_table(results, phase)
+        self._save_button.enabled = True
+        fractions = results["fractions"]
+        self.status.info(
+            f"phase {phase}: fraction {fractions['reference'][phase]:.4f} (original) vs "
+            f"{fractions['candidate'][phase]:.4f} (reconstruction)"
+        )
+
+    def _fill_table(self, results, phase):
+        errors = results["errors"][phase]
+        columns = [c for c in DIRECTIONS if any(c in values for values in errors.values())]
+        self.table.clear()
+        self.table.setRowCount(len(errors))
+        self.table.setColumnCount(len(columns))
+        self.table.setHorizontalHeaderLabels(columns)
+        self.table.setVerticalHeaderLabels(list(errors))
+        for row, values in enumerate(errors.values()):
+            for column, direction in enumerate(columns):
+                value = values.get(direction)
+                text = "" if value is None else ("n/a" if math.isnan(value) else f"{value:.3g}")
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+
+    def save_report(self, value=None):
+        """Write the full report figure (PNG) and every number (JSON, same name)."""
+        if self.results is None:
+            self.status.error(InputError("run Compare first"))
+            return
+        path = Path(self._report_path.value)
+        if path.name in ("", ".") or path.is_dir():
+            self.status.error(InputError("choose a file name for the report"))
+            return
+        png, report = path.with_suffix(".png"), path.with_suffix(".json")
+        phase = next(iter(self.results["phases"]))
+        figure = draw_report(self.results, Figure(figsize=(18, 10), layout="constrained"), phase)
+        try:
+            figure.savefig(png, dpi=100)
+            write_json(report, self.results)
+        except OSError as error:
+            self.status.error(InputError(f"cannot write the report: {error}"))
+            return
+        self.status.info(f"saved {png.name} and {report.name} in {png.parent}", notify=True)

@@ -1,0 +1,146 @@
+"""Rough memory and time of a run, shown before it starts and used to clamp the default size.
+
+The figures are orders of magnitude, calibrated on a 2-core CPU (differentiable: the cost model
+of :func:`napari_dmcr.reconstruction.engine.estimate_bytes_per_slice`; Yeong-Torquato: the
+measured swap rate, which falls as the S2 range grows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from napari_dmcr.reconstruction.engine import (
+    default_chunk_size,
+    default_multigrid_levels,
+    estimate_bytes_per_slice,
+)
+
+# Seconds per byte of the per-slice cost model, per iteration (line searches included).
+_SECONDS_PER_COST_BYTE = {"cpu": 1.3e-8, "cuda": 3e-10}
+# Yeong-Torquato trial swaps per second times the S2 range (numba kernel, one core).
+_SWAP_LAG_RATE = 1.7e7
+# L-BFGS-B keeps 20 correction pairs and a few work vectors in float64 on the host.
+_LBFGSB_BYTES_PER_VOXEL = 8 * (2 * 20 + 10)
+# Field, gradient, best state and preview copy in float32 on the device.
+_FIELD_BYTES_PER_VOXEL = 4 * 4
+# Current and best lattice, site lists (int64) and the float32 preview.
+_ANNEALING_BYTES_PER_VOXEL = 2 + 8 + 4
+
+
+@dataclass
+class RunEstimate:
+    """What a run will roughly need.
+
+    Attributes
+    ----------
+    memory_bytes : float
+        Peak memory on the device (host memory included when the device is the CPU).
+    seconds : float
+        Wall time of the whole run.
+    available_bytes : float
+        Memory the device has free now.
+    """
+
+    memory_bytes: float
+    seconds: float
+    available_bytes: float
+
+    @property
+    def fits(self) -> bool:
+        return self.memory_bytes <= 0.8 * self.available_bytes
+
+    def summary(self) -> str:
+        """One line for the widget, e.g. ``"≈ 120 MB of 20 GB free, ≈ 2 min"``."""
+        return (
+            f"≈ {_bytes_text(self.memory_bytes)} of {_bytes_text(self.available_bytes)} free, "
+            f"≈ {_seconds_text(self.seconds)}"
+        )
+
+
+def available_bytes(device: str) -> float:
+    """Free memory of ``"cpu"`` (RAM) or a CUDA device."""
+    if device.startswith("cuda"):
+        import torch
+
+        return float(torch.cuda.mem_get_info(torch.device(device))[0])
+    import psutil
+
+    return float(psutil.virtual_memory().available)
+
+
+def estimate_run(
+    shape, specs, *, method, device, iterations, levels=None, chunk_size=None, max_lag=None
+):
+    """Estimate memory and time of a run.
+
+    Parameters
+    ----------
+    shape : tuple of 3 int
+        Output shape.
+    specs : sequence of DescriptorSpec
+        The descriptors (differentiable method).
+    method : {"differentiable", "yeong-torquato"}
+    device : str
+        A resolved device, ``"cpu"`` or ``"cuda[:n]"``.
+    iterations : int
+        Iterations per multigrid level (differentiable) or trial swaps per voxel (Yeong-Torquato).
+    levels : int, optional
+        Multigrid levels; the engine's default when None.
+    chunk_size : int, optional
+        Slices per chunk; the engine's default when None.
+    max_lag : int, optional
+        S2 range of Yeong-Torquato; half the smallest side when None.
+    """
+    voxels = math.prod(shape)
+    if method == "yeong-torquato":
+        lag = max_lag or min(shape) // 2
+        return RunEstimate(
+            memory_bytes=_ANNEALING_BYTES_PER_VOXEL * voxels,
+            seconds=iterations * voxels * lag / _SWAP_LAG_RATE,
+            available_bytes=available_bytes("cpu"),
+        )
+    slice_shape = tuple(sorted(shape)[1:])
+    per_slice = estimate_bytes_per_slice(specs, slice_shape)
+    chunk = chunk_size or default_chunk_size(specs, slice_shape)
+    field_bytes = _FIELD_BYTES_PER_VOXEL * voxels
+    device_bytes = field_bytes + min(chunk, max(shape)) * per_slice
+    host_bytes = _LBFGSB_BYTES_PER_VOXEL * voxels
+    levels = levels or default_multigrid_levels(shape)
+    # Each coarser level has 8x fewer voxels: the cost of all levels is the finest one's times 8/7.
+    level_factor = sum(8.0**-level for level in range(levels))
+    cost_per_iteration = 3 * max(shape) * per_slice * level_factor
+    rate = _SECONDS_PER_COST_BYTE["cuda" if device.startswith("cuda") else "cpu"]
+    on_cpu = not device.startswith("cuda")
+    return RunEstimate(
+        memory_bytes=device_bytes + (host_bytes if on_cpu else 0.0),
+        seconds=iterations * cost_per_iteration * rate,
+        available_bytes=available_bytes(device),
+    )
+
+
+def largest_fitting_side(side, specs, *, method, device, iterations, step=16):
+    """The largest cube side up to ``side`` whose run fits the device's free memory."""
+    candidate = side
+    while candidate > step:
+        shape = (candidate,) * 3
+        if estimate_run(shape, specs, method=method, device=device, iterations=iterations).fits:
+            return candidate
+        candidate = (candidate - 1) // step * step
+    return max(min(side, step), 4)
+
+
+def _bytes_text(size):
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}"
+        size /= 1000
+    return f"{size:.0f} TB"
+
+
+def _seconds_text(seconds):
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

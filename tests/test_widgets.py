@@ -1,0 +1,309 @@
+"""The napari plugin: manifest, widgets and writers in a real viewer under Xvfb (CPU, tiny)."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari")
+
+PLUGIN = "napari-dmcr"
+WIDGETS = ("Reconstruct 3D", "Smooth", "Compare S2", "Export")
+WORKER_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample(PLUGIN, "conglomerate_slice")
+    return viewer
+
+
+def open_widget(viewer, name):
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name)
+    return widget
+
+
+def tiny_run_settings(widget, iterations=6, side=16):
+    for box in widget._shape:
+        box.value = side
+    widget._iterations.value = iterations
+    widget._preset.value = "cpu"
+    widget._device.value = "cpu"
+    widget._preview_interval.value = 0.05
+
+
+def long_run_settings(widget):
+    """A run that cannot end on its own before the test cancels it, even on a loaded machine
+    (L-BFGS-B may converge early on 16^3)."""
+    tiny_run_settings(widget, iterations=10_000, side=32)
+    widget._levels.value = 1
+
+
+def wait_for(qtbot, condition):
+    qtbot.waitUntil(lambda: bool(condition()), timeout=WORKER_TIMEOUT_MS)
+
+
+def test_manifest_is_valid():
+    npe2 = Path(sys.executable).with_name("npe2")
+    result = subprocess.run(
+        [str(npe2), "validate", PLUGIN], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
+
+
+def test_every_widget_opens_from_the_manifest_with_defaults_from_the_sample(viewer):
+    widgets = {name: open_widget(viewer, name) for name in WIDGETS}
+    assert all(widget is not None for widget in widgets.values())
+    widget = widgets["Reconstruct 3D"]
+    assert widget._source.value is viewer.layers["conglomerate slice"]
+    assert widget._phase.value == 1  # label_names: 1 = matrix
+    assert widget._phase.native.currentText() == "1: matrix"
+    assert [box.value for box in widget._shape] == [128, 128, 128]
+    assert widget._estimate.value.startswith("estimate on cpu: ≈")
+    assert widgets["Compare S2"]._phase.value == 1
+
+
+def test_full_flow_on_the_sample(viewer, qtbot, tmp_path):
+    widget = open_widget(viewer, "Reconstruct 3D")
+    tiny_run_settings(widget, iterations=12)
+
+    widget.characterize()
+    wait_for(qtbot, lambda: widget._characterize_worker is None)
+    assert widget.characterization is not None
+    assert widget.descriptor_canvas.figure.axes
+
+    live_volumes = []
+
+    def watch(event):
+        layer = event.value
+        if layer.name.endswith("(live)"):
+            live_volumes.append(layer.data.copy())
+            layer.events.data.connect(lambda e: live_volumes.append(layer.data.copy()))
+
+    viewer.layers.events.inserted.connect(watch)
+    widget.run()
+    assert not widget._run_button.enabled and widget._cancel_button.enabled
+    wait_for(qtbot, lambda: widget._worker is None)
+
+    assert len(live_volumes) >= 2
+    assert any(not np.array_equal(live_volumes[0], later) for later in live_volumes[1:])
+    result = viewer.layers["conglomerate slice reconstruction"]
+    assert isinstance(result, napari.layers.Labels)
+    assert result.data.shape == (16, 16, 16)
+    assert tuple(result.scale) == (1.0, 1.0, 1.0)
+    assert result.metadata["dmcr"]["parameters"]["shape"] == [16, 16, 16]
+    assert result.metadata["dmcr"]["cancelled"] is False
+    assert result.metadata["label_names"] == {"0": "gravel", "1": "matrix"}
+    assert widget.loss_canvas.figure.axes
+    assert widget._run_button.enabled and not widget._cancel_button.enabled
+
+    smooth = open_widget(viewer, "Smooth")
+    smooth._labels.value = result
+    smooth.smooth()
+    wait_for(qtbot, lambda: smooth._worker is None)
+    smoothed = viewer.layers["conglomerate slice reconstruction smoothed (sigma 1)"]
+    assert np.array_equal(np.bincount(smoothed.data.ravel()), np.bincount(result.data.ravel()))
+
+    compare = open_widget(viewer, "Compare S2")
+    compare._original.value = viewer.layers["conglomerate slice"]
+    compare._reconstruction.value = result
+    compare.compare()
+    wait_for(qtbot, lambda: compare._worker is None)
+    assert compare.results is not None, compare.status.value
+    assert compare.table.rowCount() > 0
+    compare._report_path.value = tmp_path / "report.png"
+    compare.save_report()
+    assert (tmp_path / "report.png").stat().st_size > 0
+    assert json.loads((tmp_path / "report.json").read_text())["fractions"]
+
+    export = open_widget(viewer, "Export")
+    export._labels.value = result
+    for suffix in (".npy", ".tif", ".vti", ".f3grid"):
+        export._format.value = suffix
+        export._path.value = tmp_path / "core"
+        export.export()
+        wait_for(qtbot, lambda: export._worker is None)
+        assert (tmp_path / f"core{suffix}").exists(), export.status.value
+        sidecar = json.loads((tmp_path / "core.json").read_text())
+        assert sidecar["source_layer"] == result.name
+    assert (tmp_path / "core.f3dat").exists()
+
+    from napari_dmcr.io.writers import read_volume
+
+    for suffix in (".npy", ".tif", ".vti"):
+        assert np.array_equal(np.asarray(read_volume(tmp_path / f"core{suffix}")), result.data)
+    (reopened,) = viewer.open(tmp_path / "core.vti", plugin=PLUGIN)
+    assert isinstance(reopened, napari.layers.Labels)
+    assert np.array_equal(reopened.data, result.data)
+    assert reopened.metadata["label_names"] == {"0": "gravel", "1": "matrix"}
+
+    background = widget.loss_canvas.figure.get_facecolor()
+    viewer.theme = "light"
+    assert widget.loss_canvas.figure.get_facecolor() != background
+
+
+def test_cancel_keeps_the_last_state(viewer, qtbot):
+    widget = open_widget(viewer, "Reconstruct 3D")
+    long_run_settings(widget)
+    for stop in (
+        widget.cancel,
+        lambda: widget._activity.cancel(),
+    ):  # the widget's and the activity dock's
+        widget.run()
+        wait_for(qtbot, lambda: widget._loss_history)
+        started = time.perf_counter()
+        stop()
+        wait_for(qtbot, lambda: widget._worker is None)
+        assert time.perf_counter() - started < 15
+        result = viewer.layers["conglomerate slice reconstruction (cancelled)"]
+        assert result.metadata["dmcr"]["cancelled"] is True
+        assert result.data.shape == (32, 32, 32)
+        assert "cancelled" in widget.status.value
+        viewer.layers.remove(result)
+
+
+def test_yeong_torquato_method(viewer, qtbot):
+    widget = open_widget(viewer, "Reconstruct 3D")
+    tiny_run_settings(widget, iterations=20)
+    widget._method.value = "yeong-torquato"
+    widget.run()
+    wait_for(qtbot, lambda: widget._worker is None)
+    result = viewer.layers["conglomerate slice reconstruction"]
+    assert result.metadata["dmcr"]["method"] == "yeong-torquato"
+    assert set(np.unique(result.data)) == {0, 1}
+
+
+def test_grey_image_is_thresholded_with_otsu_and_a_stack_gives_its_current_slice(
+    make_napari_viewer, tmp_path
+):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    grey = np.where(rng.random((32, 32)) > 0.6, 200.0, 40.0) + rng.normal(0, 5, (32, 32))
+    layer = viewer.add_image(grey, name="ct")
+    widget = open_widget(viewer, "Reconstruct 3D")
+    assert widget._source.value is layer
+    assert widget._threshold_row.native.isVisibleTo(widget)
+    assert 40 < widget._threshold.value < 200
+    widget._threshold_preview.value = True
+    preview = viewer.layers["ct threshold"]
+    assert np.array_equal(preview.data, (grey > widget._threshold.value).astype(np.uint8))
+    assert sorted(widget._phase.choices) == [0, 1]
+
+    from skimage.io import imsave
+
+    slice_labels = np.zeros((16, 16), dtype=np.uint8)
+    slice_labels[:, :5] = 1
+    np.save(tmp_path / "slice.npy", slice_labels)
+    imsave(tmp_path / "slice.png", slice_labels * 255, check_contrast=False)
+    for name in ("slice.npy", "slice.png"):  # what drag and drop does: napari's own readers
+        (dropped,) = viewer.open(tmp_path / name)
+        widget._source.value = dropped
+        target, _, labels = widget._target()
+        assert labels == [0, 1]
+        assert np.array_equal(target, slice_labels)
+
+    stack = np.zeros((3, 16, 16), dtype=np.uint8)
+    stack[1, :, :8] = 1
+    widget._source.value = viewer.add_labels(stack, name="stack")
+    viewer.dims.set_current_step(0, 1)
+    assert not widget._threshold_row.native.isVisibleTo(widget)
+    target, _, labels = widget._target()
+    assert np.array_equal(target, stack[1])
+    assert labels == [0, 1]
+
+
+def test_orthogonal_slices(viewer, qtbot):
+    widget = open_widget(viewer, "Reconstruct 3D")
+    widget._mode.value = "three orthogonal slices"
+    for combo in (widget._source_x, widget._source_y, widget._source_z):
+        combo.value = viewer.layers["conglomerate slice"]
+    target, _, _ = widget._target()
+    assert set(target) == {"x", "y", "z"}
+    widget.characterize()
+    wait_for(qtbot, lambda: widget._characterize_worker is None)
+    assert widget.characterization is not None
+
+
+def test_bad_inputs_give_a_message_not_a_traceback(viewer, qtbot):
+    widget = open_widget(viewer, "Reconstruct 3D")
+    bad_layers = {
+        "RGB": viewer.add_image(np.zeros((16, 16, 3), dtype=np.uint8), name="rgb", rgb=True),
+        "at least 8 pixels": viewer.add_labels(np.ones((1, 1), dtype=np.uint8), name="one pixel"),
+        "single label": viewer.add_labels(np.ones((16, 16), dtype=np.uint8), name="one label"),
+    }
+    for message, layer in bad_layers.items():
+        widget._source.value = layer
+        widget.characterize()
+        assert message in widget.status.value
+        widget.run()
+        assert message in widget.status.value
+        assert widget._worker is None
+
+    widget._source.value = viewer.layers["conglomerate slice"]
+    tiny_run_settings(widget)
+    widget._levels.value = 4  # 16 / 2**3 = 2 voxels per side: the engine refuses
+    widget.run()
+    wait_for(qtbot, lambda: widget._worker is None)
+    assert "multigrid levels" in widget.status.value
+
+
+def test_removing_the_input_while_running(viewer, qtbot):
+    widget = open_widget(viewer, "Reconstruct 3D")
+    long_run_settings(widget)
+    widget.run()
+    wait_for(qtbot, lambda: widget._loss_history)
+    viewer.layers.remove("conglomerate slice")
+    assert "was removed" in widget.status.value
+    viewer.layers.remove("conglomerate slice reconstruction (live)")
+    widget.cancel()
+    wait_for(qtbot, lambda: widget._worker is None)
+    result = viewer.layers["conglomerate slice reconstruction (cancelled)"]
+    assert result.data.shape == (32, 32, 32)
+
+
+def test_out_of_memory_offers_smaller_chunks_or_the_cpu(viewer, qtbot, monkeypatch):
+    from napari_dmcr import reconstruction
+    from napari_dmcr.errors import DeviceMemoryError
+
+    def out_of_memory(*args, **kwargs):
+        raise DeviceMemoryError(
+            "the GPU ran out of memory with chunks of 8 slices; try chunk_size=4 or device='cpu'"
+        )
+        yield
+
+    monkeypatch.setattr(reconstruction, "reconstruct", out_of_memory)
+    widget = open_widget(viewer, "Reconstruct 3D")
+    tiny_run_settings(widget)
+    widget._chunk.value = 8
+    widget.run()
+    wait_for(qtbot, lambda: widget._worker is None)
+    assert "ran out of memory" in widget.status.value
+    assert all(
+        button.native.isVisibleTo(widget)
+        for button in (widget._retry_chunk_button, widget._retry_cpu_button)
+    )
+    widget._retry_smaller_chunks()
+    assert widget._chunk.value == 4
+    wait_for(qtbot, lambda: widget._worker is None)
+
+
+def test_save_layers_writer(tmp_path):
+    volume = (np.arange(4 * 4 * 4).reshape(4, 4, 4) % 2).astype(np.uint8)
+    names = {"0": "gravel", "1": "matrix"}
+    layer = napari.layers.Labels(
+        volume, name="core", scale=(0.5, 0.5, 0.5), metadata={"label_names": names}
+    )
+    written = layer.save(str(tmp_path / "core.vti"), plugin=PLUGIN)
+    assert Path(written[0]).exists()
+    assert json.loads((tmp_path / "core.json").read_text())["voxel_size"] == 0.5
+    written = layer.save(str(tmp_path / "grid.f3grid"), plugin=PLUGIN)
+    assert {Path(p).suffix for p in written} == {".f3grid", ".f3dat", ".json"}
+    assert "matrix" in (tmp_path / "grid.f3grid").read_text()
