@@ -63,7 +63,7 @@ CASES = {
 }
 
 
-def run_case(name, device, threads):
+def run_case(name, device, threads, labels_out=None):
     import numpy as np
     import torch
 
@@ -83,6 +83,8 @@ def run_case(name, device, threads):
     result = run_reconstruction(target, shape, descriptors=descriptors, max_iter=max_iter,
                                 multigrid_levels=levels, seed=0, device=device, target_residual=0.0)
     wall = time.perf_counter() - start
+    if labels_out:
+        np.save(Path(labels_out) / f"{name}_{device}.npy", result.labels)
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -123,19 +125,23 @@ def main():
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cases", nargs="+", help="subset of the cases")
+    parser.add_argument("--labels-out", help="folder to save each case's labels in (.npy), to look at")
     parser.add_argument("--mcrpy-python", help="a Python with mcrpy 0.2.0 (see the module docstring)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.device, args.threads)))
+        print(json.dumps(run_case(args.case, args.device, args.threads, args.labels_out)))
         return
     import torch
 
     names = args.cases or [n for n, case in CASES.items() if args.device in case[-1]]
     rows = []
     for name in names:
-        done = subprocess.run([sys.executable, __file__, "--case", name, "--device", args.device,
-                               "--threads", str(args.threads)], capture_output=True, text=True)
+        command = [sys.executable, __file__, "--case", name, "--device", args.device, "--threads", str(args.threads)]
+        if args.labels_out:
+            Path(args.labels_out).mkdir(parents=True, exist_ok=True)
+            command += ["--labels-out", args.labels_out]
+        done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
             lines = done.stderr.strip().splitlines()
             row = {"case": name, "error": lines[-1] if lines else f"exit {done.returncode}"}

@@ -194,7 +194,19 @@ def reconstruct(
         At the call, for unusable targets or settings.
     """
     settings = _validate(locals())  # bad settings fail here, before any work
-    return _relay(lambda emit: _run(settings, emit), settings["cancel"])
+    return _relay(lambda emit: _deterministic(_run, settings, emit), settings["cancel"])
+
+
+def _deterministic(run, settings, emit):
+    """Run with cuDNN's deterministic convolutions, so that a seed repeats a run on a GPU."""
+    if not settings["device"].startswith("cuda"):
+        return run(settings, emit)
+    previous = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        return run(settings, emit)
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous
 
 
 def _relay(work, cancel):
