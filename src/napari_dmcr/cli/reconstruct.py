@@ -78,7 +78,8 @@ def run(args):
     print(f"reconstructing {'x'.join(map(str, shape))} from {source} ({args.method})")
     started = time.perf_counter()
     with _cancel_on_interrupt(cancel), tqdm(
-        total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}"
+        total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+        disable=None,  # no bar when the output is not a terminal (logs, CI)
     ) as bar:
         while True:
             try:
