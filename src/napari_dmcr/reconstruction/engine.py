@@ -383,7 +383,7 @@ class _Phases:
             log_fractions = torch.log(torch.as_tensor(self.fractions, dtype=torch.float32).clamp_min(1e-3))
             values = log_fractions.view(-1, *([1] * len(shape))) + 0.5 * noise
         else:
-            values = (self.fractions[0] + 0.15 * noise).clamp(0.0, 1.0)
+            values = _inside_bounds((self.fractions[0] + 0.15 * noise).clamp(0.0, 1.0))
         return values.to(device=device, dtype=torch.float32)
 
     def start(self, initial, shape, device):
@@ -398,7 +398,7 @@ class _Phases:
         if self.multiphase:
             # Logits whose softmax is the pooled one-hot, softened so that no phase starts at 0.
             return torch.log(0.9 * fields + 0.1 / len(self.labels)).to(device)
-        return fields[0].to(device)
+        return _inside_bounds(fields[0]).to(device)
 
     def fields(self, variable):
         return list(torch.softmax(variable, dim=0)) if self.multiphase else [variable]
@@ -420,7 +420,7 @@ class _Phases:
             return 2.0 * result if sharpen else result
         result = result[0]
         if sharpen:
-            result = 0.5 + 2.0 * (result - 0.5)
+            return _inside_bounds((0.5 + 2.0 * (result - 0.5)).clamp(0.0, 1.0))
         return result.clamp(0.0, 1.0)
 
     def labels_from(self, variable):
@@ -435,6 +435,17 @@ class _Phases:
 
     def indicator_fields(self, labels, device):
         return [torch.as_tensor(labels == m, dtype=torch.float32, device=device) for m in self.matched]
+
+
+def _inside_bounds(field, margin=0.05):
+    """Map a field from [0, 1] onto [margin, 1 - margin].
+
+    L-BFGS-B started with many variables on their bounds (a clipped random field, a sharpened
+    or a labeled start) was seen to crawl, lowering the loss by a few parts per thousand per
+    iteration; started strictly inside the box, the same runs converge (sample at 48^3: residual
+    0.07 instead of 0.20).
+    """
+    return margin + (1.0 - 2.0 * margin) * field
 
 
 def _level_shape(shape, level):
