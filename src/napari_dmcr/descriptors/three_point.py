@@ -58,10 +58,30 @@ def s3(field, limit_to=8, periodic=True):
             f"S3 window limit_to={limit_to} is too large for slices of {h}x{w} pixels; "
             f"choose a smaller limit_to or larger slices"
         )
-    shifted = _shifted_copies(field, limit_to, periodic)  # (n, R, P)
-    positions = shifted.shape[-1]
-    weighted = shifted * shifted[:, :1]
-    return weighted @ shifted.transpose(1, 2) / positions
+    return _TripleProducts.apply(_shifted_copies(field, limit_to, periodic))
+
+
+class _TripleProducts(torch.autograd.Function):
+    """``S[a, b] = mean_p X[0, p] X[a, p] X[b, p]`` for a stack ``X`` of shape (n, R, P).
+
+    The backward pass uses the symmetry of S: with ``M = sym(G) X``,
+    ``dX = 2 X[0] M / P`` plus ``sum_a X[a] M[a] / P`` on row 0 — one batched matrix product
+    instead of the two (and their element-wise work) that autograd derives from the forward.
+    """
+
+    @staticmethod
+    def forward(ctx, shifted):
+        ctx.save_for_backward(shifted)
+        return (shifted * (shifted[:, :1] / shifted.shape[-1])) @ shifted.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (shifted,) = ctx.saved_tensors
+        mixed = (0.5 * (grad + grad.transpose(1, 2))) @ shifted
+        positions = shifted.shape[-1]
+        grad_shifted = mixed * (shifted[:, :1] * (2.0 / positions))
+        grad_shifted[:, 0] += (shifted * mixed).sum(1) / positions
+        return grad_shifted
 
 
 def _shifted_copies(field, limit_to, periodic):
