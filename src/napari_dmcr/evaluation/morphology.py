@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure
 
+from napari_dmcr.descriptors.fields import check_labels
 from napari_dmcr.errors import InputError
 
 # Blur applied before marching squares / cubes in specific_surface_area: on raw binary data the
@@ -429,14 +430,7 @@ def _bounding_box(mask, margin):
 
 
 def _phase_mask(labels, phase):
-    labels = np.asarray(labels)
-    if labels.ndim not in (2, 3):
-        raise InputError(f"expected a labeled 2D image or 3D volume, got shape {labels.shape}")
-    if labels.dtype.kind not in "biu":
-        raise InputError(
-            f"labels must be integers, got dtype {labels.dtype}: "
-            "segment the image first (or round and cast it to an integer type)"
-        )
+    labels = check_labels(labels)
     mask = labels == phase
     if not mask.any():
         present = np.unique(labels).tolist()

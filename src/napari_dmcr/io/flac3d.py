@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_dmcr.descriptors.fields import check_labels
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path
 
@@ -643,20 +644,11 @@ def _fish_name(group_name):
 
 
 def _checked_volume(labels):
-    labels = np.asarray(labels)
-    if labels.ndim != 3:
+    if np.ndim(labels) != 3:
         raise InputError(
-            f"a FLAC3D grid needs a 3D (z, y, x) label volume, got shape {labels.shape}"
+            f"a FLAC3D grid needs a 3D (z, y, x) label volume, got shape {np.shape(labels)}"
         )
-    if labels.size == 0:
-        raise InputError(f"the volume is empty (shape {labels.shape})")
-    if labels.dtype == bool:
-        return labels.astype(np.uint8)
-    if labels.dtype.kind not in "iu":
-        raise InputError(f"labels must be integers, got {labels.dtype}; segment the volume first")
-    if labels.min() < 0:
-        raise InputError("labels must be non-negative")
-    return labels
+    return check_labels(labels, ndims=(3,))
 
 
 def _positive_float(value, what):

@@ -14,6 +14,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from napari_dmcr.descriptors.fields import check_labels
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path, write_json
 
@@ -62,7 +63,7 @@ def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
             f"{path}: cannot write a volume as {path.suffix or 'a file without suffix'}; "
             f"use one of {', '.join(VOLUME_FORMATS)}"
         )
-    labels = _checked_labels(labels)
+    labels = check_labels(labels)
     voxel_size = _checked_voxel_size(voxel_size)
     if fmt == "npy":
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -255,19 +256,6 @@ def _write_tiff(path, labels, voxel_size):
             resolution=(1.0 / voxel_size, 1.0 / voxel_size),
             metadata={"spacing": voxel_size, "axes": axes},
         )
-
-
-def _checked_labels(labels):
-    labels = np.asarray(labels)
-    if labels.ndim not in (2, 3) or labels.size == 0:
-        raise InputError(f"expected a non-empty 2D or 3D label array, got shape {labels.shape}")
-    if labels.dtype == bool:
-        return labels.astype(np.uint8)
-    if labels.dtype.kind not in "iu":
-        raise InputError(f"labels must be integers, got {labels.dtype}; segment the volume first")
-    if labels.min() < 0:
-        raise InputError("labels must be non-negative")
-    return labels
 
 
 def _checked_voxel_size(voxel_size):

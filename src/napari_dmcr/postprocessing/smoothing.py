@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from napari_dmcr.descriptors.fields import check_labels
 from napari_dmcr.errors import InputError
 from napari_dmcr.postprocessing.assignment import assign_with_counts
 
@@ -45,7 +46,8 @@ def gaussian_smooth(labels, sigma=1.0, *, periodic=False):
         The smoothed labels, with the input's shape, dtype and label values and exactly the same
         number of voxels of every label.
     """
-    labels = _check_labels(labels)
+    dtype = np.asarray(labels).dtype
+    labels = check_labels(labels)
     sigma = _check_sigma(sigma, labels.ndim)
     values, counts = np.unique(labels, return_counts=True)
     mode = "wrap" if periodic else "reflect"
@@ -54,7 +56,7 @@ def gaussian_smooth(labels, sigma=1.0, *, periodic=False):
     for k, value in enumerate(values):
         indicator = (labels == value).astype(np.float32)
         ndi.gaussian_filter(indicator, sigma, mode=mode, output=scores[k])
-    return values[assign_with_counts(scores, counts)]
+    return values[assign_with_counts(scores, counts)].astype(dtype)
 
 
 def remove_small_islands(labels, min_size, *, connectivity=1):
@@ -95,7 +97,7 @@ def remove_small_islands(labels, min_size, *, connectivity=1):
     InputError
         If every component is smaller than ``min_size`` (nothing would be left to merge into).
     """
-    labels = _check_labels(labels)
+    labels = check_labels(labels)
     min_size = int(min_size)
     if min_size < 1:
         raise InputError(f"min_size must be at least 1 voxel, got {min_size}")
@@ -167,18 +169,6 @@ def _structure(ndim, connectivity):
             f"connectivity={connectivity} is not valid for a {ndim}D image: use 1 to {ndim}"
         )
     return ndi.generate_binary_structure(ndim, connectivity)
-
-
-def _check_labels(labels):
-    labels = np.asarray(labels)
-    if labels.ndim not in (2, 3):
-        raise InputError(f"expected a labeled 2D image or 3D volume, got shape {labels.shape}")
-    if labels.dtype.kind not in "biu":
-        raise InputError(
-            f"labels must be integers, got dtype {labels.dtype}: "
-            "segment the image first (or round and cast it to an integer type)"
-        )
-    return labels
 
 
 def _check_sigma(sigma, ndim):
