@@ -213,3 +213,38 @@ def test_initial_state_is_where_the_run_starts():
         reconstruct(image, (16, 16), initial=start + 5)
     with pytest.raises(InputError, match="either initial or restarts"):
         reconstruct(image, (16, 16), initial=start, restarts=1)
+
+
+def test_a_descriptor_file_target_equals_its_image(tmp_path):
+    from napari_dmcr.descriptors import characterize, save_descriptors
+
+    image = blobs((32, 32), 0.35, seed=3)
+    path = tmp_path / "target.npz"
+    save_descriptors(path, characterize(image, s3_limit_to=3, s3_levels=1, gram=False))
+    from_file = run_reconstruction(path, (16, 16, 16), max_iter=8, seed=2, **FAST)
+    # The same run from the image, with the settings the file was characterized with.
+    specs = (DescriptorSpec("s3", limit_to=3, levels=1), DescriptorSpec("tv", weight=0.1),
+             DescriptorSpec("vf"))
+    from_image = run_reconstruction(image, (16, 16, 16), descriptors=specs, max_iter=8, seed=2,
+                                    multigrid_levels=1, device="cpu", target_residual=0.0)
+    assert [d["name"] for d in from_file.parameters["descriptors"]] == ["s3", "tv", "vf"]
+    assert from_file.parameters["multigrid_levels"] == 1
+    assert from_file.fractions == from_image.fractions
+    np.testing.assert_allclose([h["loss"] for h in from_file.history],
+                               [h["loss"] for h in from_image.history], rtol=1e-4)
+    with pytest.raises(InputError, match="one multigrid level"):
+        reconstruct(path, (16, 16, 16), multigrid_levels=2)
+    with pytest.raises(InputError, match="descriptor file"):
+        reconstruct(tmp_path / "image.png", (16, 16, 16))
+
+
+def test_command_line_reconstructs_from_a_descriptor_file(tmp_path):
+    image_path = tmp_path / "slice.npy"
+    np.save(image_path, conglomerate_slice((32, 32), seed=1))
+    npz = tmp_path / "descriptors.npz"
+    assert main(["characterize", str(image_path), "--out", str(npz), "--no-gram",
+                 "--s3-limit-to", "3", "--s3-levels", "1"]) == 0
+    out = tmp_path / "volume.npy"
+    assert main(["reconstruct", str(npz), "--out", str(out), "--max-iter", "3", "--preset", "cpu"]) == 0
+    assert np.load(out).shape == (32, 32, 32)
+    assert main(["reconstruct", str(npz), "--method", "yt", "--out", str(out)]) == 2

@@ -23,7 +23,9 @@ def add_parser(subparsers):
         "(--slices X Y Z). Without a slice, the bundled synthetic conglomerate slice (64x64) "
         "is used.",
     )
-    parser.add_argument("slice", nargs="?", help="labeled 2D slice (.npy, .tif, .png, ...)")
+    parser.add_argument("slice", nargs="?",
+                        help="labeled 2D slice (.npy, .tif, .png, ...) or a descriptor file (.npz) "
+                        "from 'dmcr characterize'")
     parser.add_argument(
         "--slices",
         nargs=3,
@@ -67,8 +69,7 @@ def run(args):
     from napari_dmcr.progress import CancelToken
 
     target, source = _load_target(args)
-    first = target if not isinstance(target, dict) else target["z"]
-    shape = tuple(args.shape) if args.shape else (min(first.shape),) * 3
+    shape = tuple(args.shape) if args.shape else (_target_side(target),) * 3
     if args.vgg19_weights:
         import os
 
@@ -123,6 +124,8 @@ def _load_target(args):
     if args.slices:
         images = {axis: read_image(path, ndim=2) for axis, path in zip("xyz", args.slices)}
         return images, "slices " + ", ".join(args.slices)
+    if args.slice and args.slice.lower().endswith(".npz"):
+        return args.slice, f"the descriptor file {args.slice}"
     if args.slice:
         return read_image(args.slice, ndim=2), args.slice
     from napari_dmcr.samples import conglomerate_slice
@@ -130,9 +133,22 @@ def _load_target(args):
     return conglomerate_slice((64, 64), seed=0), "the bundled conglomerate slice (64x64, seed 0)"
 
 
+def _target_side(target):
+    """The smaller side of the (first) target slice: the default cube side."""
+    if isinstance(target, str):
+        from napari_dmcr.descriptors import load_descriptors
+
+        return min(load_descriptors(target)["settings"]["shape"])
+    return min((target["z"] if isinstance(target, dict) else target).shape)
+
+
 def _engine(args, target, shape, cancel):
     if args.method == "yt":
         from napari_dmcr.baselines.yeong_torquato import yeong_torquato
+        from napari_dmcr.errors import InputError
+
+        if isinstance(target, str):
+            raise InputError("Yeong-Torquato matches S2 profiles of images: give the slice, not a descriptor file")
 
         if isinstance(target, dict):
             target = [target[axis] for axis in "zyx"]

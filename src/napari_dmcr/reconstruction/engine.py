@@ -138,9 +138,11 @@ def reconstruct(
 
     Parameters
     ----------
-    target : array_like or dict
-        A labeled 2D image (isotropic target), or ``{"x": ..., "y": ..., "z": ...}`` three
-        orthogonal slices (see :mod:`napari_dmcr.reconstruction.targets` for orientations).
+    target : array_like, dict or path
+        A labeled 2D image (isotropic target), ``{"x": ..., "y": ..., "z": ...}`` three
+        orthogonal slices (see :mod:`napari_dmcr.reconstruction.targets` for orientations), or a
+        descriptor file (``.npz`` from ``dmcr characterize``): its S3 range and levels replace the
+        preset's, descriptors it lacks are dropped, and the run has one multigrid level.
     shape : tuple of int
         Output shape: 2 sizes (2D to 2D) or 3 sizes (z, y, x) (2D to 3D).
     descriptors : str or sequence of DescriptorSpec
@@ -260,6 +262,8 @@ def _validate(arguments):
     device = resolve_device(arguments["device"])
     specs = arguments["descriptors"]
     specs = preset(specs, device) if isinstance(specs, str) else tuple(specs)
+    if target.characterization is not None:
+        specs = target.specs(specs)
     if not specs or not all(isinstance(s, DescriptorSpec) for s in specs):
         raise InputError("descriptors must be a preset name or a sequence of DescriptorSpec")
     if arguments["optimizer"] not in OPTIMIZERS:
@@ -286,6 +290,12 @@ def _validate(arguments):
         if int(arguments["restarts"]):
             raise InputError("restarts start from other random fields; give either initial or restarts")
     levels = arguments["multigrid_levels"]
+    if target.characterization is not None:
+        # Coarse levels match the target pooled to their resolution: a file holds no such values.
+        if levels not in (None, 1):
+            raise InputError("a descriptor-file target reconstructs on one multigrid level; "
+                             "give the image itself for coarse-to-fine")
+        levels = 1
     if levels is None:
         levels = default_multigrid_levels(shape)
     levels = int(levels)
@@ -338,7 +348,8 @@ def _parameters(settings, chunk_size):
         "phase": settings["phase"],
         "labels": target.labels,
         "isotropic_target": target.isotropic,
-        "target_shapes": [list(image.shape) for image in target.images],
+        "target_shapes": [list(target.characterization["settings"]["shape"])] if target.characterization
+        else [list(image.shape) for image in target.images],
         "direction_weights": list(settings["direction_weights"]),
         "optimizer": settings["optimizer"],
         "max_iter": settings["max_iter"],

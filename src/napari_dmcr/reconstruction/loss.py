@@ -54,9 +54,9 @@ class SliceLoss:
     ----------
     specs : sequence of DescriptorSpec
         The descriptor set (weights inside).
-    target_fields : list of list of torch.Tensor
+    target_fields : list of list of torch.Tensor or dict
         Per direction, per matched phase: the target indicator image ``(h, w)`` (already pooled
-        to the current multigrid level).
+        to the current multigrid level), or its descriptor values (``{name: [part, ...]}``).
     shape : tuple of int
         Shape of the reconstructed field (2 or 3 dimensions).
     direction_weights : sequence of float
@@ -90,7 +90,10 @@ class SliceLoss:
             fitted, notes = fit_specs(specs, slice_shape)
             self.notes.extend(notes)
             target_specs = tuple(replace(s, periodic=target_periodic) for s in fitted)
-            targets = [descriptor_targets(target_specs, f[None]) for f in phase_fields]
+            targets = [
+                descriptor_targets(target_specs, f[None]) if isinstance(f, torch.Tensor) else f
+                for f in phase_fields
+            ]
             self.directions.append((fitted, targets))
         self.total_weight = sum(
             w * sum(s.weight for s in fitted) * len(targets)
@@ -170,7 +173,14 @@ class SliceLoss:
 
 
 def pooled_target_fields(target, phases, level, dtype, device):
-    """Per direction, per phase: the target indicator pooled by ``2**level`` as a tensor."""
+    """Per direction, per phase: the target indicator pooled by ``2**level`` as a tensor.
+
+    For a descriptor-file target (one level only), the file's descriptor values instead, the
+    same for the three directions.
+    """
+    if target.characterization is not None:
+        per_phase = [target.file_descriptors(phase, dtype, device) for phase in phases]
+        return [per_phase] * len(target.images)
     fields = []
     for image in target.images:
         per_phase = []

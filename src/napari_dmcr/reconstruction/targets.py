@@ -4,14 +4,19 @@ Volume axes are (z, y, x). Slices normal to axis 0 (z) are (y, x) images, normal
 are (z, x) images and normal to axis 2 (x) are (z, y) images (see
 :func:`napari_dmcr.descriptors.volume_slices`). An *isotropic* target uses one 2D image for all
 three directions; an *orthogonal* target gives one image per direction, in that orientation.
+A *descriptor file* (written by ``dmcr characterize``) stands for an isotropic image that is not
+at hand: its descriptors are the targets, and the reconstruction runs on one multigrid level.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
+from napari_dmcr.descriptors.characterize import load_descriptors
+from napari_dmcr.descriptors.descriptor_set import DescriptorSpec
 from napari_dmcr.descriptors.fields import phase_labels
 from napari_dmcr.errors import InputError
 
@@ -27,13 +32,16 @@ class Target:
     ----------
     images : list of numpy.ndarray
         One labeled 2D image per slicing direction, in volume-axis order (z, y, x); for a 2D
-        reconstruction a single image.
+        reconstruction a single image. None for a descriptor-file target.
     labels : list of int
         All labels present in the targets, sorted.
+    characterization : dict, optional
+        The contents of a descriptor file (see :func:`napari_dmcr.descriptors.load_descriptors`).
     """
 
     images: list
     labels: list
+    characterization: dict | None = None
 
     @property
     def isotropic(self):
@@ -41,7 +49,44 @@ class Target:
 
     def fractions(self):
         """Mean fraction of every label over the target images (one value per label)."""
+        if self.characterization is not None:
+            return np.array([self.characterization["phases"][lab]["volume_fraction"] for lab in self.labels])
         return np.array([np.mean([(img == lab).mean() for img in self.images]) for lab in self.labels])
+
+    def specs(self, specs):
+        """``specs`` with the ranges and levels the descriptor file was computed with.
+
+        Descriptors the file lacks (Gram matrices characterized without them, S2) are dropped.
+        """
+        settings = self.characterization["settings"]
+        entry = next(iter(self.characterization["phases"].values()))
+        fitted = []
+        for spec in specs:
+            if spec.name == "s3":
+                fitted.append(replace(spec, limit_to=settings["s3_limit_to"], levels=settings["s3_levels"]))
+            elif spec.name in ("tv", "vf") or (spec.name == "gram" and "gram" in entry):
+                fitted.append(replace(spec, levels=1))
+        if not fitted:
+            raise InputError("none of the chosen descriptors is in the descriptor file")
+        return tuple(fitted)
+
+    def file_descriptors(self, phase, dtype, device):
+        """The descriptor file's values of ``phase`` as the parts of :class:`DescriptorSpec`."""
+        import torch
+
+        entry = self.characterization["phases"][phase]
+
+        def tensor(value):
+            return torch.as_tensor(np.asarray(value), dtype=dtype, device=device).flatten()
+
+        parts = {
+            "s3": [tensor(level) for level in entry["s3"]],
+            "tv": [tensor([entry["tv"]])],
+            "vf": [tensor([entry["volume_fraction"]])],
+        }
+        if "gram" in entry:
+            parts["gram"] = [tensor(matrix) for matrix in entry["gram"].values()]
+        return parts
 
 
 def make_target(target, ndim):
@@ -49,12 +94,15 @@ def make_target(target, ndim):
 
     Parameters
     ----------
-    target : array_like or dict
-        A labeled 2D image (isotropic), or a dict ``{"x": img, "y": img, "z": img}`` of three
-        orthogonal slices (3D only); ``img`` normal to x is a (z, y) image, and so on.
+    target : array_like, dict or path
+        A labeled 2D image (isotropic), a dict ``{"x": img, "y": img, "z": img}`` of three
+        orthogonal slices (3D only; ``img`` normal to x is a (z, y) image, and so on), or the path
+        of a descriptor file (``.npz``) written by :func:`napari_dmcr.descriptors.save_descriptors`.
     ndim : int
         2 for a 2D reconstruction, 3 for 2D-to-3D.
     """
+    if isinstance(target, (str, Path)):
+        return _file_target(Path(target), ndim)
     if isinstance(target, dict):
         if ndim != 3:
             raise InputError("three orthogonal target slices only make sense for a 3D reconstruction")
@@ -69,6 +117,19 @@ def make_target(target, ndim):
     if len(labels) < 2:
         raise InputError(f"the target has a single label {labels}; it needs two or more phases")
     return Target(images=images, labels=labels)
+
+
+def _file_target(path, ndim):
+    if path.suffix.lower() != ".npz":
+        raise InputError(f"{path}: a target given as a path must be a descriptor file (.npz) from "
+                         "'dmcr characterize'; read images with napari_dmcr.io.readers.read_image")
+    characterization = load_descriptors(path)
+    labels = characterization["settings"]["labels"]
+    missing = [label for label in labels if label not in characterization["phases"]]
+    if missing:
+        raise InputError(f"{path} lacks the descriptors of phases {missing}; characterize every phase")
+    # No images: one placeholder per slicing direction.
+    return Target(images=[None] * (3 if ndim == 3 else 1), labels=labels, characterization=characterization)
 
 
 def _check_image(image, what):
