@@ -576,8 +576,11 @@ def _run(settings, emit):
     )
     residual = math.sqrt(weighted / max(final_loss.total_weight, 1e-12))
     field = phases.preview(final_variable).detach().cpu().numpy().astype(np.float32)
+    # Mean over the directions (a small direction may have dropped a descriptor).
+    names = dict.fromkeys(name for errors in final_errors for name in errors)
+    mean_errors = {n: float(np.mean([e[n] for e in final_errors if n in e])) for n in names}
     emit(_step(total_iterations if not cancelled else done_iterations, total_iterations, "done",
-               weighted, final_errors[0], start, phases.preview(final_variable), shape))
+               weighted, mean_errors, start, phases.preview(final_variable), shape))
     fractions = {
         str(label): {"target": float(f), "result": float((labels == label).mean())}
         for label, f in zip(phases.labels, settings["target"].fractions())
