@@ -417,22 +417,17 @@ class _Phases:
     def preview(self, variable):
         return self.fields(variable)[self.preview_index]
 
-    def upsample(self, variable, shape, sharpen=False):
-        """Linear upsampling to ``shape``; ``sharpen`` doubles the contrast of the result.
-
-        Interpolation blurs every interface, so a finer level would first spend its iterations
-        re-sharpening them (its total variation and S3 start far off the target); doubling the
-        contrast (values pushed away from 1/2, or softmax logits doubled) starts it close.
-        """
+    def upsample(self, variable, shape):
+        """Linear upsampling of the variable to ``shape``."""
         batch = variable[None] if self.multiphase else variable[None, None]
         mode = "bilinear" if len(shape) == 2 else "trilinear"
         result = F.interpolate(batch, size=tuple(shape), mode=mode, align_corners=False)[0]
-        if self.multiphase:
-            return 2.0 * result if sharpen else result
-        result = result[0]
-        if sharpen:
-            return _inside_bounds((0.5 + 2.0 * (result - 0.5)).clamp(0.0, 1.0))
-        return result.clamp(0.0, 1.0)
+        return result if self.multiphase else result[0].clamp(0.0, 1.0)
+
+    def next_level_start(self, variable, shape):
+        """The start of a finer level: the upsampled solution, inside the bounds (two phases)."""
+        result = self.upsample(variable, shape)
+        return result if self.multiphase else _inside_bounds(result)
 
     def labels_from(self, variable):
         """Rounded labels with the target fractions, and the scores used."""
@@ -451,8 +446,8 @@ class _Phases:
 def _inside_bounds(field, margin=0.05):
     """Map a field from [0, 1] onto [margin, 1 - margin].
 
-    L-BFGS-B started with many variables on their bounds (a clipped random field, a sharpened
-    or a labeled start) was seen to crawl, lowering the loss by a few parts per thousand per
+    L-BFGS-B started with many variables on their bounds (a clipped random field, an upsampled
+    coarse solution or a labeled start) was seen to crawl, lowering the loss by a few parts per thousand per
     iteration; started strictly inside the box, the same runs converge (sample at 48^3: residual
     0.07 instead of 0.20).
     """
@@ -489,7 +484,7 @@ def _run(settings, emit):
                 elif variable is None:
                     variable = phases.initial(level_shape, generator, device)
                 else:
-                    variable = phases.upsample(variable, level_shape, sharpen=True)
+                    variable = phases.next_level_start(variable, level_shape)
                 variable = variable.detach().clone().requires_grad_(True)
                 loss_fn = SliceLoss(
                     settings["specs"],
