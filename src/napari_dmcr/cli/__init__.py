@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from napari_dmcr import __version__
@@ -29,9 +30,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_vgg19_weights_option(parser):
+    """The ``--vgg19-weights`` option of the sub-commands that may compute Gram matrices."""
+    parser.add_argument("--vgg19-weights", help="normalized VGG-19 .npz (see docs/descriptors.md)")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "vgg19_weights", None):
+        from napari_dmcr.descriptors.vgg19_weights import ENV_VARIABLE
+
+        # The weight loader looks here before the cache: the whole run uses this file.
+        os.environ[ENV_VARIABLE] = args.vgg19_weights
     try:
         return args.run(args) or 0
     except (InputError, FileNotFoundError) as error:

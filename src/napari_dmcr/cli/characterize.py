@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_dmcr.cli import add_vgg19_weights_option
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -21,7 +23,7 @@ def add_parser(subparsers):
     parser.add_argument("--s3-levels", type=int, default=2, help="S3 multigrid levels (default: %(default)s)")
     parser.add_argument("--no-gram", action="store_true", help="skip the VGG-19 Gram matrices")
     parser.add_argument("--periodic", action="store_true", help="treat the image as periodic")
-    parser.add_argument("--vgg19-weights", help="normalized VGG-19 .npz (see the docs)")
+    add_vgg19_weights_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -34,10 +36,6 @@ def run(args):
     from napari_dmcr.plotting.descriptors import characterization_figure
 
     image = _load_image(args.image)
-    if args.vgg19_weights:
-        import os
-
-        os.environ["NAPARI_DMCR_VGG19_WEIGHTS"] = args.vgg19_weights
     result = characterize(
         image,
         phases=args.phases,

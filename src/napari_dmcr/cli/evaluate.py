@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_dmcr.cli import add_vgg19_weights_option
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -24,7 +26,7 @@ def add_parser(subparsers):
     add("--max-lag", type=int, help="largest lag (default: a quarter of the smallest side)")
     add("--s3-limit-to", type=int, default=6, help="S3 window (default: %(default)s)")
     add("--gram", action="store_true", help="also compare VGG-19 Gram matrices (needs weights)")
-    add("--vgg19-weights", help="normalized VGG-19 .npz (see the docs)")
+    add_vgg19_weights_option(parser)
     add("--periodic", action="store_true", help="measure the reconstruction with wrap-around")
     add(
         "--connectivity",
@@ -36,8 +38,6 @@ def add_parser(subparsers):
 
 
 def run(args):
-    import os
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,8 +46,6 @@ def run(args):
     from napari_dmcr.io.readers import read_image
     from napari_dmcr.plotting.evaluation import draw_report
 
-    if args.vgg19_weights:
-        os.environ["NAPARI_DMCR_VGG19_WEIGHTS"] = args.vgg19_weights
     original = read_image(args.original, ndim=2)
     reconstruction = read_image(args.recon)
     truth = None if args.truth is None else read_image(args.truth, ndim=3)

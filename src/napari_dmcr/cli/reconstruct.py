@@ -11,6 +11,8 @@ import contextlib
 import signal
 import time
 
+from napari_dmcr.cli import add_vgg19_weights_option
+
 METHODS = ("dmcr", "yt")
 
 
@@ -58,7 +60,7 @@ def add_parser(subparsers):
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     parser.add_argument("--chunk-size", type=int, help="slices per forward/backward chunk")
     parser.add_argument("--voxel-size", type=float, default=1.0, help="voxel edge in model units")
-    parser.add_argument("--vgg19-weights", help="normalized VGG-19 .npz (see docs/descriptors.md)")
+    add_vgg19_weights_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -70,10 +72,6 @@ def run(args):
 
     target, source = _load_target(args)
     shape = tuple(args.shape) if args.shape else (_target_side(target),) * 3
-    if args.vgg19_weights:
-        import os
-
-        os.environ["NAPARI_DMCR_VGG19_WEIGHTS"] = args.vgg19_weights
     cancel = CancelToken()
     steps = _engine(args, target, shape, cancel)
     print(f"reconstructing {'x'.join(map(str, shape))} from {source} ({args.method})")

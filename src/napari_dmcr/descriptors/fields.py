@@ -47,6 +47,21 @@ def check_labels(labels, ndims=(2, 3)):
     return labels
 
 
+def neighbourhood(ndim, connectivity):
+    """The structuring element of :func:`scipy.ndimage.generate_binary_structure`, checked.
+
+    ``connectivity`` 1 means face neighbours, ``ndim`` every neighbour in the 3^ndim block.
+    """
+    from scipy.ndimage import generate_binary_structure
+
+    connectivity = int(connectivity)
+    if not 1 <= connectivity <= ndim:
+        raise InputError(
+            f"connectivity={connectivity} is not valid for a {ndim}D image: use 1 to {ndim}"
+        )
+    return generate_binary_structure(ndim, connectivity)
+
+
 def phase_labels(labels):
     """The sorted distinct labels of a labeled image, as Python ints."""
     return [int(v) for v in np.unique(np.asarray(labels))]

@@ -107,7 +107,8 @@ def _missing_message(cached):
 
 def _how_to_supply():
     return (
-        f"Pass weights_path=..., set {ENV_VARIABLE}=/path/to/vgg19_normalized.npz, or put the file at "
+        f"Pass --vgg19-weights FILE (command line) or load_vgg19_weights(path), set "
+        f"{ENV_VARIABLE}=/path/to/vgg19_normalized.npz, or put the file at "
         f"{cache_path()} (it is downloaded there on first use when the machine is online). "
         "Without Gram matrices, use the 'cpu' descriptor preset."
     )

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure
 
-from napari_dmcr.descriptors.fields import check_labels
+from napari_dmcr.descriptors.fields import check_labels, neighbourhood
 from napari_dmcr.errors import InputError
 
 # Blur applied before marching squares / cubes in specific_surface_area: on raw binary data the
@@ -137,7 +137,7 @@ def two_point_cluster_function(labels, phase, max_lag=None, axis=0, *, connectiv
     axis = _check_axis(axis, phase_mask.ndim)
     n = phase_mask.shape[axis]
     max_lag = _check_lag(max_lag, n, "max_lag")
-    clusters, _ = ndi.label(phase_mask, _structure(phase_mask.ndim, connectivity))
+    clusters, _ = ndi.label(phase_mask, neighbourhood(phase_mask.ndim, connectivity))
     clusters = np.moveaxis(clusters, axis, -1)
     result = np.empty(max_lag + 1)
     for r in range(max_lag + 1):
@@ -173,7 +173,7 @@ def connectivity(labels, phase, *, connectivity=1):
 
 
 def _cluster_statistics(phase_mask, connectivity):
-    clusters, n_clusters = ndi.label(phase_mask, _structure(phase_mask.ndim, connectivity))
+    clusters, n_clusters = ndi.label(phase_mask, neighbourhood(phase_mask.ndim, connectivity))
     sizes = np.bincount(clusters.ravel())
     sizes[0] = 0
     total = sizes.sum()
@@ -218,7 +218,7 @@ def euler_characteristic_density(labels, phase, *, connectivity=1):
         Euler characteristic divided by the number of voxels.
     """
     phase_mask = _phase_mask(labels, phase)
-    _structure(phase_mask.ndim, connectivity)
+    neighbourhood(phase_mask.ndim, connectivity)
     if phase_mask.ndim == 3 and connectivity == 2:
         raise InputError(
             "the 3D Euler characteristic is defined for connectivity 1 (6 neighbours) or 3 "
@@ -450,15 +450,6 @@ def _check_lag(lag, n, name):
     if not 0 <= lag <= n - 1:
         raise InputError(f"{name}={lag} does not fit an axis of {n} voxels: use 0 to {n - 1}")
     return lag
-
-
-def _structure(ndim, connectivity):
-    connectivity = int(connectivity)
-    if not 1 <= connectivity <= ndim:
-        raise InputError(
-            f"connectivity={connectivity} is not valid for a {ndim}D image: use 1 to {ndim}"
-        )
-    return ndi.generate_binary_structure(ndim, connectivity)
 
 
 def _check_voxel_size(voxel_size, ndim):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_dmcr.descriptors.fields import check_labels
+from napari_dmcr.descriptors.fields import check_labels, neighbourhood
 from napari_dmcr.errors import InputError
 from napari_dmcr.postprocessing.assignment import assign_with_counts
 
@@ -101,7 +101,7 @@ def remove_small_islands(labels, min_size, *, connectivity=1):
     min_size = int(min_size)
     if min_size < 1:
         raise InputError(f"min_size must be at least 1 voxel, got {min_size}")
-    structure = _structure(labels.ndim, connectivity)
+    structure = neighbourhood(labels.ndim, connectivity)
     values, phase_index = np.unique(labels, return_inverse=True)
     phase_index = phase_index.reshape(labels.shape)
 
@@ -160,15 +160,6 @@ def _shifted_views(shape, offset):
     here = tuple(slice(max(-o, 0), n - max(o, 0)) for n, o in zip(shape, offset, strict=True))
     there = tuple(slice(max(o, 0), n + min(o, 0)) for n, o in zip(shape, offset, strict=True))
     return here, there
-
-
-def _structure(ndim, connectivity):
-    connectivity = int(connectivity)
-    if not 1 <= connectivity <= ndim:
-        raise InputError(
-            f"connectivity={connectivity} is not valid for a {ndim}D image: use 1 to {ndim}"
-        )
-    return ndi.generate_binary_structure(ndim, connectivity)
 
 
 def _check_sigma(sigma, ndim):

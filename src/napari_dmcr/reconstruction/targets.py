@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from napari_dmcr.descriptors.characterize import load_descriptors
-from napari_dmcr.descriptors.descriptor_set import DescriptorSpec
 from napari_dmcr.descriptors.fields import phase_labels
 from napari_dmcr.errors import InputError
 
