@@ -2,9 +2,11 @@
 
 For every descriptor and size N, a random field of N^3 voxels is sliced along z, y and x (3N
 slices of N x N), the descriptor's normalized error against a target is computed for all slices
-at once and back-propagated to the field. The VGG-19 part is compared with plain ``torch.conv2d``
-calls of the same shapes on the same machine in the same run (achieved GFLOP/s and their ratio:
-the target is at least 70 %, i.e. no overhead beyond the convolutions).
+at once and back-propagated to the field. The VGG-19 part (the network's forward and backward
+passes) is compared with plain ``torch.conv2d`` calls of the same shapes on the same machine in
+the same run (achieved GFLOP/s and their ratio, ``efficiency``: the target is at least 70 %, i.e.
+no overhead beyond the convolutions); the whole Gram descriptor, whose matrix products add about
+5 % to the flops, is reported beside it (``descriptor_efficiency``).
 
 Peak memory: CUDA's ``max_memory_allocated`` on a GPU; on the CPU, the growth of the process's
 peak RSS is not resettable, so each (descriptor, N) case runs in a fresh subprocess and reports
@@ -68,7 +70,14 @@ def measure(name, size, device, repeats):
 
 
 def vgg_against_conv2d(size, device, repeats):
-    """Achieved GFLOP/s of the Gram descriptor and of bare conv2d calls of the same shapes."""
+    """Achieved GFLOP/s of the VGG part, of the whole Gram descriptor and of bare conv2d calls.
+
+    The VGG part is the network's forward pass and its backward pass from given gradients at the
+    five Gram layers; the descriptor adds the Gram products (their flops counted too). The bare
+    calls are one ``F.conv2d`` per layer on an input of the same shape, forward and input
+    gradient. The timings alternate between the three and keep each one's fastest repeat, so
+    that a neighbour's load on the machine hits all three alike.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -85,11 +94,23 @@ def vgg_against_conv2d(size, device, repeats):
             side //= 2
         for _ in range(count):
             shapes.append(side)
-    flops = 0.0
+    conv_flops = 0.0
     for conv, side in zip(network.convs, shapes):
         out_channels, in_channels = conv.weight.shape[:2]
         # forward + input gradient: 2 convolutions of 2 * 9 * C_in * C_out flops per output pixel
-        flops += 2 * 2 * 9 * in_channels * out_channels * side * side * batch
+        conv_flops += 2 * 2 * 9 * in_channels * out_channels * side * side * batch
+    gram_flops = 0.0
+    for block_end in (1, 3, 7, 11, 15):
+        channels, side = network.convs[block_end].weight.shape[0], shapes[block_end]
+        # G = A A^T and its backward (dG + dG^T) A: 2 products of 2 * C * C * k flops
+        gram_flops += 2 * 2 * channels * channels * side * side * batch
+
+    with torch.no_grad():
+        activation_grads = [torch.randn(a.shape, generator=generator).to(device) for a in network(field)]
+
+    def vgg_part():
+        variable = field.clone().requires_grad_(True)
+        torch.autograd.backward(network(variable), activation_grads)
 
     def descriptor():
         variable = field.clone().requires_grad_(True)
@@ -103,22 +124,28 @@ def vgg_against_conv2d(size, device, repeats):
             x = x.requires_grad_(True)
             F.conv2d(x, conv.weight, conv.bias).sum().backward()
 
-    timings = {}
-    for label, function in (("descriptor", descriptor), ("conv2d", bare)):
-        function()
-        _synchronize(device)
-        start = time.perf_counter()
-        for _ in range(repeats):
+    functions = {"vgg_part": vgg_part, "descriptor": descriptor, "conv2d": bare}
+    timings = {label: float("inf") for label in functions}
+    for label, function in functions.items():
+        function()  # warm-up
+    for _ in range(repeats):
+        for label, function in functions.items():
+            _synchronize(device)
+            start = time.perf_counter()
             function()
-        _synchronize(device)
-        timings[label] = (time.perf_counter() - start) / repeats
+            _synchronize(device)
+            timings[label] = min(timings[label], time.perf_counter() - start)
     return {
         "N": size,
         "slices": batch,
-        "gflop": flops / 1e9,
-        "descriptor_gflops": flops / timings["descriptor"] / 1e9,
-        "conv2d_gflops": flops / timings["conv2d"] / 1e9,
-        "efficiency": timings["conv2d"] / timings["descriptor"],
+        "conv_gflop": conv_flops / 1e9,
+        "gram_gflop": gram_flops / 1e9,
+        "seconds": timings,
+        "conv2d_gflops": conv_flops / timings["conv2d"] / 1e9,
+        "vgg_part_gflops": conv_flops / timings["vgg_part"] / 1e9,
+        "descriptor_gflops": (conv_flops + gram_flops) / timings["descriptor"] / 1e9,
+        "efficiency": timings["conv2d"] / timings["vgg_part"],
+        "descriptor_efficiency": (conv_flops + gram_flops) / timings["descriptor"] / (conv_flops / timings["conv2d"]),
     }
 
 

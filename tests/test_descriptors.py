@@ -23,6 +23,7 @@ from napari_dmcr.descriptors import (
     volume_fraction,
     volume_slices,
 )
+from napari_dmcr.descriptors.gram import wrap_pad
 from napari_dmcr.errors import InputError
 
 
@@ -175,6 +176,23 @@ def test_gram_gradcheck(vgg19_weights):
     x = torch.rand(1, 16, 16, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda f: gram_matrices(f)[0], (x,), fast_mode=True)
     assert torch.autograd.gradcheck(lambda f: gram_matrices(f)[4], (x,), fast_mode=True)
+
+
+def test_gram_gradcheck_where_a_block_is_padded_once(vgg19_weights):
+    x = torch.rand(1, 32, 32, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda f: gram_matrices(f)[0], (x,), fast_mode=True)
+
+
+def test_wrap_pad_matches_circular_padding_and_its_gradient():
+    x = torch.rand(2, 3, 5, 7, dtype=torch.float64, requires_grad=True)
+    for margin in (1, 3):
+        reference = torch.nn.functional.pad(x, (margin,) * 4, mode="circular")
+        weights = torch.rand(reference.shape, dtype=torch.float64)
+        (expected,) = torch.autograd.grad((reference * weights).sum(), x)
+        padded = wrap_pad(x, margin)
+        (gradient,) = torch.autograd.grad((padded * weights).sum(), x)
+        assert torch.equal(padded, reference)
+        torch.testing.assert_close(gradient, expected)
 
 
 def test_gram_matrices_are_invariant_to_periodic_shifts(vgg19_weights):

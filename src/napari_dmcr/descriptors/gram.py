@@ -66,19 +66,69 @@ class VGG19Features(torch.nn.Module):
             # one copy per block instead of one per layer; worth it while the margin is small.
             pad_once = periodic and min(x.shape[-2:]) >= 16 * count
             if pad_once:
-                x = F.pad(x, (count,) * 4, mode="circular")
+                x = wrap_pad(x, count)
             for _ in range(count):
                 conv = self.convs[conv_index]
                 conv_index += 1
                 if pad_once:
                     x = F.conv2d(x, conv.weight, conv.bias)
                 elif periodic:
-                    x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), conv.weight, conv.bias)
+                    x = F.conv2d(wrap_pad(x, 1), conv.weight, conv.bias)
                 else:
                     x = F.conv2d(x, conv.weight, conv.bias, padding=1)
                 x = F.relu_(x)  # a convolution keeps no output for its backward pass
             outputs.append(x)
         return outputs
+
+
+class _WrapPad(torch.autograd.Function):
+    """Periodic padding whose backward folds the margins back in one pass.
+
+    ``F.pad(mode="circular")`` is built from slice copies, and its backward allocates and adds a
+    zero-filled input-sized gradient per copied piece; here the backward is one copy of the
+    interior plus eight small margin additions.
+    """
+
+    @staticmethod
+    def forward(ctx, x, margin):
+        ctx.margin = margin
+        return F.pad(x, (margin,) * 4, mode="circular")
+
+    @staticmethod
+    def backward(ctx, grad):
+        m = ctx.margin
+        h, w = grad.shape[-2] - 2 * m, grad.shape[-1] - 2 * m
+        # (padded source, original destination) for the low margin, the interior, the high margin
+        rows = ((slice(0, m), slice(h - m, h)), (slice(m, m + h), slice(0, h)), (slice(m + h, None), slice(0, m)))
+        cols = ((slice(0, m), slice(w - m, w)), (slice(m, m + w), slice(0, w)), (slice(m + w, None), slice(0, m)))
+        folded = grad[..., m:m + h, m:m + w].clone()
+        for row_index, (row_source, row_target) in enumerate(rows):
+            for col_index, (col_source, col_target) in enumerate(cols):
+                if row_index != 1 or col_index != 1:
+                    folded[..., row_target, col_target] += grad[..., row_source, col_source]
+        return folded, None
+
+
+def wrap_pad(x, margin):
+    """Pad the last two axes of ``x`` periodically by ``margin`` pixels on each side."""
+    return _WrapPad.apply(x, margin)
+
+
+class _Gram(torch.autograd.Function):
+    """``A A^T / k`` for a stack ``(n, C, k)``, with the backward ``(dG + dG^T) A / k``.
+
+    Autograd would treat the two factors as different tensors: two products and a sum.
+    """
+
+    @staticmethod
+    def forward(ctx, flat):
+        ctx.save_for_backward(flat)
+        return torch.bmm(flat, flat.transpose(1, 2)).div_(flat.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (flat,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), flat).div_(flat.shape[-1])
 
 
 _networks = {}
@@ -118,8 +168,4 @@ def gram_matrices(field, periodic=True, network=None):
             f"{tuple(field.shape[-2:])}; use a larger slice or a descriptor preset without Gram"
         )
     network = vgg19_features(field.device, field.dtype) if network is None else network
-    grams = []
-    for activation in network(field, periodic=periodic):
-        flat = activation.flatten(2)
-        grams.append(flat @ flat.transpose(1, 2) / flat.shape[-1])
-    return grams
+    return [_Gram.apply(activation.flatten(2)) for activation in network(field, periodic=periodic)]
