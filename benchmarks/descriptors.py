@@ -114,7 +114,7 @@ def vgg_against_conv2d(size, device, repeats):
 
     def descriptor():
         variable = field.clone().requires_grad_(True)
-        sum(g.sum() for g in gram_matrices(variable, periodic=True)).backward()
+        sum(g.sum() for g in gram_matrices(variable)).backward()
 
     inputs = [torch.rand((batch, conv.weight.shape[1], s + 2, s + 2), generator=generator).to(device)
               for conv, s in zip(network.convs, shapes)]

@@ -2,9 +2,9 @@
 
 This script runs under MCRpy's own Python (MCRpy 0.2.0 needs TensorFlow < 2.16 and NumPy < 2, so
 it lives in a separate virtual environment) and imports nothing from napari-dmcr. It matches the
-slice with ``mcrpy.match`` (characterize, then reconstruct; 2D, or 2D-to-3D with
-``--add-dimension``), times the call and saves the rounded result, which the caller evaluates
-with the same measures as its own reconstructions.
+slice as ``mcrpy.match`` does (characterize, then reconstruct; 2D, or 2D-to-3D with a 3D
+``--shape``), times both calls and saves the rounded result, which the caller evaluates with
+the same measures as its own reconstructions.
 
 Usage (what ``reconstruct.py`` runs)::
 
@@ -31,7 +31,7 @@ def main():
     parser.add_argument("--weights", nargs="+", type=float, default=[1.0, 100.0])
     parser.add_argument("--limit-to", type=int, default=8)
     parser.add_argument("--max-iter", type=int, default=500, help="loss evaluations per multigrid level")
-    parser.add_argument("--add-dimension", type=int, help="depth of a 2D-to-3D reconstruction")
+    parser.add_argument("--shape", type=int, nargs="+", help="output shape (2 or 3 sizes); the slice's by default")
     parser.add_argument("--multigrid", action="store_true", help="use_multigrid_reconstruction")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -44,6 +44,7 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import mcrpy
+    from mcrpy.src.Settings import CharacterizationSettings, ReconstructionSettings, select_subsettings
 
     np.random.seed(args.seed)  # MCRpy draws its start field from numpy's global generator
     tf.random.set_seed(args.seed)
@@ -54,9 +55,11 @@ def main():
             limit_to=args.limit_to, max_iter=args.max_iter, use_multiphase=False,
             use_multigrid_reconstruction=args.multigrid, target_folder=folder, convergence_data_steps=10**9)
         microstructure = mcrpy.Microstructure(image, use_multiphase=False)
+        shape = tuple(args.shape) if args.shape else image.shape
         start = time.perf_counter()
-        _, convergence, last_frame = mcrpy.match(microstructure, add_dimension=args.add_dimension,
-                                                 settings=settings)
+        descriptors = mcrpy.characterize(microstructure, settings=select_subsettings(settings, CharacterizationSettings))
+        convergence, last_frame = mcrpy.reconstruct(descriptors, shape,
+                                                    settings=select_subsettings(settings, ReconstructionSettings))
         wall = time.perf_counter() - start
     labels = last_frame.decode_phases().astype(np.uint8)
     np.save(args.out, labels)

@@ -25,6 +25,7 @@ from napari_dmcr.descriptors import (
 )
 from napari_dmcr.descriptors.gram import wrap_pad
 from napari_dmcr.errors import InputError
+from napari_dmcr.samples import conglomerate_volume
 
 
 def random_binary(shape, fraction=0.4, seed=0):
@@ -197,22 +198,42 @@ def test_wrap_pad_matches_circular_padding_and_its_gradient():
 
 def test_gram_matrices_are_invariant_to_periodic_shifts(vgg19_weights):
     image = random_binary((48, 48), seed=9)
-    grams = gram_matrices(image, periodic=True)
+    grams = gram_matrices(image, padding="circular")
     assert [g.shape for g in grams] == [(64, 64), (128, 128), (256, 256), (512, 512), (512, 512)]
     # Shifts by multiples of 16 commute with the four 2x2 poolings: every layer is invariant.
-    shifted = gram_matrices(np.roll(image, (16, -32), axis=(0, 1)), periodic=True)
+    shifted = gram_matrices(np.roll(image, (16, -32), axis=(0, 1)), padding="circular")
     for g, h in zip(grams, shifted):
         np.testing.assert_allclose(h, g, rtol=1e-9, atol=1e-9 * np.abs(g).max())
     # Any shift: the layer before the first pooling is invariant.
-    odd = gram_matrices(np.roll(image, (5, -11), axis=(0, 1)), periodic=True)
+    odd = gram_matrices(np.roll(image, (5, -11), axis=(0, 1)), padding="circular")
     np.testing.assert_allclose(odd[0], grams[0], rtol=1e-9, atol=1e-9 * np.abs(grams[0]).max())
 
 
 def test_gram_shift_invariance_needs_periodic_padding(vgg19_weights):
     image = random_binary((32, 32), seed=9)
-    grams = gram_matrices(image, periodic=False)
-    shifted = gram_matrices(np.roll(image, (5, -11), axis=(0, 1)), periodic=False)
+    grams = gram_matrices(image, padding="zeros")
+    shifted = gram_matrices(np.roll(image, (5, -11), axis=(0, 1)), padding="zeros")
     assert not np.allclose(grams[0], shifted[0], rtol=1e-6)
+
+
+def test_wrapped_gram_of_a_crop_estimates_the_material_better_than_zero_padding(vgg19_weights):
+    volume = conglomerate_volume((16, 128, 128), seed=3) == 1
+
+    def mean_gram(slices, padding):
+        return np.concatenate([g.mean(0).ravel() for g in gram_matrices(slices.astype(np.float32), padding)])
+
+    material = mean_gram(volume[::8], "circular")
+    crops = volume[::4, 32:96, 40:104]
+    wrapped = np.linalg.norm(mean_gram(crops, "circular") - material)
+    zero_padded = np.linalg.norm(mean_gram(crops, "zeros") - material)
+    assert wrapped < 0.5 * zero_padded
+
+
+def test_gram_descriptor_of_a_non_periodic_target_wraps(vgg19_weights):
+    image = random_binary((32, 32), seed=4)
+    fields = torch.as_tensor(image[None], dtype=torch.float32)
+    parts = descriptor_targets([DescriptorSpec("gram", periodic=False)], fields)["gram"]
+    np.testing.assert_allclose(parts[0].numpy(), gram_matrices(image)[0].ravel(), rtol=1e-5)
 
 
 def test_gram_matches_a_direct_convolution_network(vgg19_weights):

@@ -95,7 +95,7 @@ def characterize(
             "tv": float(total_variation(field, periodic)),
         }
         if gram:
-            entry["gram"] = dict(zip(GRAM_LAYERS, gram_matrices(field, periodic)))
+            entry["gram"] = dict(zip(GRAM_LAYERS, gram_matrices(field)))
         results[phase] = entry
     return {"settings": settings, "phases": results}
 

@@ -53,7 +53,8 @@ class DescriptorSpec:
     levels : int
         Multigrid levels (1 = the field itself; 2 adds the 2x pooled field, ...).
     periodic : bool
-        Periodic boundary (wrap-around) or not.
+        Periodic boundary (wrap-around) or not. Gram matrices always wrap around, which is
+        also the better estimate for a non-periodic image (see :mod:`napari_dmcr.descriptors.gram`).
     """
 
     name: str
@@ -92,7 +93,7 @@ class DescriptorSpec:
             return [s3(field, self.limit_to, self.periodic)]
         if self.name == "tv":
             return [total_variation(field, self.periodic)[:, None]]
-        return gram_matrices(field, self.periodic)
+        return gram_matrices(field)
 
     def part_names(self):
         inner = list(GRAM_LAYERS) if self.name == "gram" else [self.name]

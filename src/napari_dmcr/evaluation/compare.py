@@ -162,7 +162,7 @@ def descriptor_gaps(original, reconstruction, phase, *, s3_limit_to=6, gram=Fals
         "total_variation": lambda f, p: total_variation(f, periodic=p),
     }
     if gram:
-        descriptors["gram"] = _gram_vector
+        descriptors["gram"] = lambda f, p: _gram_vector(f)
     reference = {key: function(field[None], False)[0] for key, function in descriptors.items()}
     gaps = {}
     for name, stack in _slice_stacks(reconstruction).items():
@@ -515,10 +515,10 @@ def _slice_mean(function, fields, periodic):
     return total / len(fields)
 
 
-def _gram_vector(fields, periodic):
+def _gram_vector(fields):
     """The five VGG-19 Gram matrices of each slice, concatenated: shape (n, 64^2 + ... + 512^2)."""
     with torch.no_grad():
-        grams = gram_matrices(torch.as_tensor(fields, dtype=torch.float32), periodic=periodic)
+        grams = gram_matrices(torch.as_tensor(fields, dtype=torch.float32))
     return torch.cat([g.flatten(1) for g in grams], dim=1).double().numpy()
 
 
