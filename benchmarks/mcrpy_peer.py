@@ -44,7 +44,11 @@ def main():
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import mcrpy
-    from mcrpy.src.Settings import CharacterizationSettings, ReconstructionSettings, select_subsettings
+    from mcrpy.src.Settings import (
+        CharacterizationSettings,
+        ReconstructionSettings,
+        select_subsettings,
+    )
 
     np.random.seed(args.seed)  # MCRpy draws its start field from numpy's global generator
     tf.random.set_seed(args.seed)

@@ -236,6 +236,16 @@ def test_gram_descriptor_of_a_non_periodic_target_wraps(vgg19_weights):
     np.testing.assert_allclose(parts[0].numpy(), gram_matrices(image)[0].ravel(), rtol=1e-5)
 
 
+def test_descriptor_files_with_zero_padded_gram_matrices_are_refused(tmp_path, vgg19_weights):
+    result = characterize(random_binary((32, 32), seed=5), s2_max_lag=8, gram=True)
+    save_descriptors(tmp_path / "current.npz", result)
+    assert "gram" in load_descriptors(tmp_path / "current.npz")["phases"][1]
+    result["settings"]["format_version"] = 1
+    save_descriptors(tmp_path / "old.npz", result)
+    with pytest.raises(InputError, match="characterize the image again"):
+        load_descriptors(tmp_path / "old.npz")
+
+
 def test_gram_matches_a_direct_convolution_network(vgg19_weights):
     """Layer relu1_2 recomputed with explicit 3-channel convolutions of the encoded image."""
     weights = load_vgg19_weights(vgg19_weights)

@@ -26,7 +26,7 @@ from napari_dmcr.descriptors.two_point import s2_axis_profiles, s2_map, s2_radia
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Gram matrices of non-periodic images wrap around
 
 
 def characterize(
@@ -135,6 +135,13 @@ def load_descriptors(path):
     if "settings_json" not in arrays:
         raise InputError(f"{path} is not a napari-dmcr descriptor file (no settings_json)")
     settings = json.loads(str(arrays.pop("settings_json")))
+    if settings.get("format_version", 1) < 2 and not settings.get("periodic", False) and any(
+        key.partition("/")[2].startswith("gram/") for key in arrays
+    ):
+        raise InputError(
+            f"{path} holds Gram matrices taken with zero padding (descriptor file format 1), "
+            "which reconstructions no longer match; characterize the image again"
+        )
     phases = {}
     for key, value in sorted(arrays.items()):
         phase_key, _, name = key.partition("/")
