@@ -123,9 +123,9 @@ def run_case(name, device, threads, labels_out=None):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    evaluations = sum(max(h["evaluations"] for h in result.history if h["level"] == level)
-                      for level in {h["level"] for h in result.history})
-    finest = [h for h in result.history if h["level"] == 0]
+    evaluations = sum(max(h["evaluations"] for h in result.history if (h["level"], h["stage"]) == stage)
+                      for stage in {(h["level"], h["stage"]) for h in result.history})
+    finest = [h for h in result.history if h["level"] == 0 and h["stage"] == "optimize"]
     per_evaluation = (finest[-1]["elapsed"] - finest[0]["elapsed"]) / max(
         finest[-1]["evaluations"] - finest[0]["evaluations"], 1)
     phase = result.parameters["phase"]
@@ -171,8 +171,8 @@ def run_peer_ours(name, budget, device, threads):
                                 device=device, target_residual=0.0)
     wall = time.perf_counter() - start
     return {"max_iter_per_level": budget, "multigrid_levels": result.parameters["multigrid_levels"],
-            "evaluations": sum(max(h["evaluations"] for h in result.history if h["level"] == level)
-                               for level in {h["level"] for h in result.history}),
+            "evaluations": sum(max(h["evaluations"] for h in result.history if (h["level"], h["stage"]) == stage)
+                               for stage in {(h["level"], h["stage"]) for h in result.history}),
             "wall_s": wall, **_peer_quality(name, target, result.labels)}
 
 

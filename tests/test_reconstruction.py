@@ -117,7 +117,9 @@ def test_lbfgsb_keeps_the_field_in_bounds_and_adam_runs():
     adam = run_reconstruction(image, (32, 32), optimizer="adam", max_iter=40, seed=0,
                               multigrid_levels=1, **FAST)
     assert adam.history[-1]["loss"] < adam.history[0]["loss"]
-    assert [h["evaluations"] for h in adam.history] == list(range(1, len(adam.history) + 1))
+    for stage in ("optimize", "sharpen"):  # one evaluation per iteration, counted per stage
+        counts = [h["evaluations"] for h in adam.history if h["stage"] == stage]
+        assert counts == list(range(1, len(counts) + 1)) and counts
 
 
 def test_multigrid_runs_coarse_to_fine_and_previews_keep_the_full_shape():
@@ -133,6 +135,23 @@ def test_multigrid_runs_coarse_to_fine_and_previews_keep_the_full_shape():
             break
     assert shapes == {(32, 32, 32)}
     assert [h["level"] for h in result.history][0] == 1 and result.history[-1]["level"] == 0
+
+
+def test_sharpening_stage_pushes_the_field_toward_0_and_1():
+    image = blobs((48, 48), 0.35, sigma=2.5)
+    kwargs = dict(max_iter=30, multigrid_levels=2, seed=0, **FAST)
+    plain = run_reconstruction(image, (32, 32), sharpen=0, **kwargs)
+    sharpened = run_reconstruction(image, (32, 32), sharpen=8, **kwargs)
+
+    def grey(field):
+        return ((field > 0.1) & (field < 0.9)).mean()
+
+    assert {h["stage"] for h in plain.history} == {"optimize"}
+    stages = [h["stage"] for h in sharpened.history]
+    assert stages[-1] == "sharpen" and 0 < stages.count("sharpen") <= 30
+    assert grey(sharpened.field) < 0.75 * grey(plain.field)
+    assert sharpened.parameters["sharpen"] == 8.0
+    assert (sharpened.labels == 1).mean() == pytest.approx((image == 1).mean(), abs=1 / 32**2)
 
 
 def test_chunked_gradient_equals_the_whole_gradient():
@@ -164,6 +183,7 @@ def test_chunked_gradient_equals_the_whole_gradient():
         (stripes((16, 16), 2), (8, 8, 8), {"descriptors": "fast"}, "unknown descriptor preset"),
         (stripes((16, 16), 2), (8, 8, 8), {"device": "tpu"}, "unknown device"),
         ({"x": stripes((16, 16), 2)}, (8, 8, 8), {}, "missing"),
+        (stripes((16, 16), 2), (8, 8, 8), {"sharpen": -1}, "sharpen must be"),
     ],
 )
 def test_bad_input_gives_a_clear_error(target, shape, kwargs, match):

@@ -53,6 +53,8 @@ def add_parser(subparsers):
     parser.add_argument("--target-residual", type=float, default=0.005,
                         help="stop a level at this weighted RMS relative error (default: %(default)s)")
     parser.add_argument("--restarts", type=int, default=0)
+    parser.add_argument("--sharpen", type=float, default=8.0,
+                        help="steepness of the final sharpening stage, two phases (0: off; default: %(default)s)")
     parser.add_argument("--direction-weights", type=float, nargs=3, default=(1.0, 1.0, 1.0),
                         metavar=("Z", "Y", "X"))
     parser.add_argument("--max-swaps", type=int, help="Yeong-Torquato swap budget (default: 500 per voxel)")
@@ -165,6 +167,7 @@ def _engine(args, target, shape, cancel):
         multigrid_levels=args.levels,
         target_residual=args.target_residual,
         restarts=args.restarts,
+        sharpen=args.sharpen,
         seed=args.seed,
         device=args.device,
         chunk_size=args.chunk_size,

@@ -4,7 +4,8 @@ The field (one phase in [0, 1], or softmax probabilities of every phase when the
 labels) is optimized so that its slices along every direction match the target descriptors.
 Coarse-to-fine multigrid: level m solves at ``shape / 2**m`` against targets pooled by
 ``2**m``; each finer level starts from the (bi/tri)linear upsampling of the previous solution.
-The result is rounded to labels with exactly the target's phase fractions.
+For two phases a last stage at full size sharpens the field (see :func:`reconstruct`,
+``sharpen``), and the result is rounded to labels with exactly the target's phase fractions.
 
 :func:`reconstruct` is a generator: it yields :class:`napari_dmcr.progress.ProgressStep` at most
 every ``preview_interval_s`` seconds (and once at the end) and returns a
@@ -47,8 +48,9 @@ class ReconstructionResult:
     field : numpy.ndarray of float32
         The continuous field of the phase of interest before rounding.
     history : list of dict
-        One entry per optimizer iteration: restart, level, iteration, evaluations, loss,
-        residual, elapsed and the error of each descriptor.
+        One entry per optimizer iteration: restart, level, stage ("optimize" or "sharpen"),
+        iteration, evaluations (counted per stage), loss, residual, elapsed and the error of
+        each descriptor.
     final_errors : list of dict
         Normalized error of each descriptor per direction, measured on ``labels``.
     residual : float
@@ -132,6 +134,7 @@ def reconstruct(
     target_periodic=False,
     preview_interval_s=0.5,
     initial=None,
+    sharpen=8.0,
     cancel=None,
 ):
     """Reconstruct a 2D image or 3D volume whose slices match the target's descriptors.
@@ -182,6 +185,13 @@ def reconstruct(
         the target's labels (e.g. an earlier result to refine), or, for a two-phase target, a
         float array in [0, 1], the field of the phase of interest. Coarse multigrid levels start from its average
         pooling. Not combined with ``restarts``.
+    sharpen : float
+        Steepness beta of the sharpening stage (two phases; 0 turns it off). After the finest
+        level, the optimizer goes on for ``max_iter`` more iterations with the field
+        ``p(v) = (tanh(beta (v - 1/2)) + tanh(beta / 2)) / (2 tanh(beta / 2))`` of the variable,
+        a smooth map of [0, 1] onto itself that pushes values toward 0 and 1, so that the final
+        rounding changes little: without it the relaxed field stays grey in places and rounding
+        roughens the interfaces (TV gap of a 32^3 core of the sample 5 % instead of 1-2 %).
     cancel : CancelToken, optional
 
     Returns
@@ -301,6 +311,9 @@ def _validate(arguments):
     levels = int(levels)
     if levels < 1 or min(shape) // 2 ** (levels - 1) < 4:
         raise InputError(f"{levels} multigrid levels leave less than 4 voxels per side of {shape}")
+    sharpen = float(arguments["sharpen"])
+    if not sharpen >= 0:
+        raise InputError(f"sharpen must be 0 (off) or a positive steepness, got {arguments['sharpen']}")
     return {
         "target": target,
         "shape": shape,
@@ -320,6 +333,7 @@ def _validate(arguments):
         "target_periodic": bool(arguments["target_periodic"]),
         "preview_interval_s": float(arguments["preview_interval_s"]),
         "initial": initial,
+        "sharpen": sharpen,
         "cancel": arguments["cancel"] or CancelToken(),
     }
 
@@ -358,6 +372,7 @@ def _parameters(settings, chunk_size):
         "restarts": settings["restarts"],
         "seed": settings["seed"],
         "initial_given": settings["initial"] is not None,
+        "sharpen": settings["sharpen"],
         "device": settings["device"],
         "chunk_size": chunk_size,
         "learning_rate": settings["learning_rate"],
@@ -454,6 +469,12 @@ def _inside_bounds(field, margin=0.05):
     return margin + (1.0 - 2.0 * margin) * field
 
 
+def _projection(steepness):
+    """The sharpening stage's field of the variable: [0, 1] onto itself, toward 0 and 1."""
+    half = math.tanh(steepness / 2)
+    return lambda variable: [(torch.tanh(steepness * (variable - 0.5)) + half) / (2 * half)]
+
+
 def _level_shape(shape, level):
     return tuple(max(1, s // 2**level) for s in shape)
 
@@ -468,7 +489,10 @@ def _run(settings, emit):
     )
     parameters = _parameters(settings, int(chunk_size))
     throttle = Throttle(settings["preview_interval_s"])
-    total_iterations = settings["max_iter"] * settings["levels"] * (settings["restarts"] + 1)
+    stages = [(level, False) for level in reversed(range(settings["levels"]))]
+    if settings["sharpen"] and not phases.multiphase:
+        stages.append((0, True))
+    total_iterations = settings["max_iter"] * len(stages) * (settings["restarts"] + 1)
     history, notes = [], []
     best = (np.inf, None)
     cancelled = False
@@ -477,38 +501,43 @@ def _run(settings, emit):
         for restart in range(settings["restarts"] + 1):
             generator = torch.Generator().manual_seed(settings["seed"] + restart)
             variable = None
-            for level in reversed(range(settings["levels"])):
+            for level, sharpening in stages:
                 level_shape = _level_shape(shape, level)
-                if variable is None and settings["initial"] is not None:
-                    variable = phases.start(settings["initial"], level_shape, device)
-                elif variable is None:
-                    variable = phases.initial(level_shape, generator, device)
-                else:
-                    variable = phases.next_level_start(variable, level_shape)
-                variable = variable.detach().clone().requires_grad_(True)
-                loss_fn = SliceLoss(
-                    settings["specs"],
-                    pooled_target_fields(settings["target"], phases.matched, level, torch.float32, device),
-                    level_shape,
-                    settings["direction_weights"],
-                    chunk_size,
-                    settings["target_periodic"],
-                    cancel,
+                if not sharpening:
+                    if variable is None and settings["initial"] is not None:
+                        variable = phases.start(settings["initial"], level_shape, device)
+                    elif variable is None:
+                        variable = phases.initial(level_shape, generator, device)
+                    else:
+                        variable = phases.next_level_start(variable, level_shape)
+                    variable = variable.detach().clone().requires_grad_(True)
+                    loss_fn = SliceLoss(
+                        settings["specs"],
+                        pooled_target_fields(settings["target"], phases.matched, level, torch.float32, device),
+                        level_shape,
+                        settings["direction_weights"],
+                        chunk_size,
+                        settings["target_periodic"],
+                        cancel,
+                    )
+                    notes.extend(n for n in loss_fn.notes if n not in notes)
+                fields = _projection(settings["sharpen"]) if sharpening else phases.fields
+                preview = (lambda v, fields=fields: fields(v)[0]) if sharpening else phases.preview
+                where = (
+                    f"sharpening ({'x'.join(map(str, level_shape))})" if sharpening
+                    else f"level {settings['levels'] - level}/{settings['levels']} ({'x'.join(map(str, level_shape))})"
                 )
-                notes.extend(n for n in loss_fn.notes if n not in notes)
-                stage = (
-                    f"restart {restart + 1}/{settings['restarts'] + 1}, "
-                    f"level {settings['levels'] - level}/{settings['levels']} "
-                    f"({'x'.join(map(str, level_shape))})"
-                )
+                stage = f"restart {restart + 1}/{settings['restarts'] + 1}, {where}"
                 base_iterations = done_iterations
 
-                def on_iteration(iteration, evaluations, loss, errors, level=level, restart=restart):
+                def on_iteration(iteration, evaluations, loss, errors, level=level, restart=restart,
+                                 sharpening=sharpening):
                     residual = math.sqrt(max(loss, 0.0) / max(loss_fn.total_weight, 1e-12))
                     history.append(
                         {
                             "restart": restart,
                             "level": level,
+                            "stage": "sharpen" if sharpening else "optimize",
                             "iteration": iteration,
                             "evaluations": evaluations,
                             "loss": loss,
@@ -519,18 +548,21 @@ def _run(settings, emit):
                     )
                     if throttle.ready():
                         emit(_step(base_iterations + iteration, total_iterations, stage, loss, errors,
-                                   start, phases.preview(variable), shape))
+                                   start, preview(variable), shape))
                     if residual <= settings["target_residual"]:
                         raise StopOptimization()
 
                 def evaluate(v):
-                    return loss_fn.evaluate(phases.fields, v)
+                    return loss_fn.evaluate(fields, v)
 
                 if settings["optimizer"] == "lbfgsb":
                     loss, _ = run_lbfgsb(variable, evaluate, on_iteration, settings["max_iter"], not phases.multiphase)
                 else:
                     loss, _ = run_adam(variable, evaluate, on_iteration, settings["max_iter"],
                                        not phases.multiphase, settings["learning_rate"])
+                if sharpening:
+                    with torch.no_grad():
+                        variable = fields(variable)[0].detach().clone().requires_grad_(True)
                 done_iterations = base_iterations + settings["max_iter"]
                 cancel.raise_if_cancelled()
             if loss < best[0]:
