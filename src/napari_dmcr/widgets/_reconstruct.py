@@ -803,11 +803,16 @@ class ReconstructWidget(QWidget):
 
 
 def _expected_iterations(request):
-    """The ``total`` the engine will report: iterations over all levels, or trial swaps."""
+    """The ``total`` the engine will report: iterations over all stages, or trial swaps.
+
+    The stages are the multigrid levels and, for two phases, the sharpening stage.
+    """
     if request.method == YEONG_TORQUATO:
         return request.options["max_swaps"]
     levels = request.options["multigrid_levels"] or default_multigrid_levels(request.shape)
-    return request.options["max_iter"] * levels
+    images = list(request.target.values()) if isinstance(request.target, dict) else [request.target]
+    sharpening = len(np.unique(images[0])) == 2
+    return request.options["max_iter"] * (levels + sharpening)
 
 
 def _leave_a_core_for_the_viewer():
