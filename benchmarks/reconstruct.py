@@ -127,8 +127,7 @@ def run_case(name, device, threads, labels_out=None):
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    evaluations = sum(max(h["evaluations"] for h in result.history if (h["level"], h["stage"]) == stage)
-                      for stage in {(h["level"], h["stage"]) for h in result.history})
+    evaluations = _evaluations(result.history)
     finest = [h for h in result.history if h["level"] == 0 and h["stage"] == "optimize"]
     per_evaluation = (finest[-1]["elapsed"] - finest[0]["elapsed"]) / max(
         finest[-1]["evaluations"] - finest[0]["evaluations"], 1)
@@ -158,6 +157,12 @@ def run_case(name, device, threads, labels_out=None):
     }
 
 
+def _evaluations(history):
+    """Loss evaluations of a run: the last count of each optimizer run (level and stage)."""
+    runs = {(h["level"], h["stage"]) for h in history}
+    return sum(max(h["evaluations"] for h in history if (h["level"], h["stage"]) == run) for run in runs)
+
+
 def run_peer_ours(name, budget, device, threads):
     """This project on a side-by-side case: wall time and gaps at ``budget`` iterations per level."""
     import torch
@@ -175,8 +180,7 @@ def run_peer_ours(name, budget, device, threads):
                                 device=device, target_residual=0.0)
     wall = time.perf_counter() - start
     return {"max_iter_per_level": budget, "multigrid_levels": result.parameters["multigrid_levels"],
-            "evaluations": sum(max(h["evaluations"] for h in result.history if (h["level"], h["stage"]) == stage)
-                               for stage in {(h["level"], h["stage"]) for h in result.history}),
+            "evaluations": _evaluations(result.history),
             "wall_s": wall, **_peer_quality(name, target, result.labels)}
 
 

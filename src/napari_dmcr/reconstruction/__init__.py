@@ -7,6 +7,7 @@ from napari_dmcr.reconstruction.engine import (
     reconstruct,
     resolve_device,
     run_reconstruction,
+    stages,
 )
 from napari_dmcr.reconstruction.targets import Target, make_target
 
@@ -19,4 +20,5 @@ __all__ = [
     "reconstruct",
     "resolve_device",
     "run_reconstruction",
+    "stages",
 ]

@@ -35,6 +35,7 @@ from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, ru
 from napari_dmcr.reconstruction.targets import make_target
 
 OPTIMIZERS = ("lbfgsb", "adam")
+SHARPEN = 8.0  # default steepness of the sharpening stage (see reconstruct)
 
 
 @dataclass
@@ -109,6 +110,18 @@ def default_multigrid_levels(shape):
     return max(1, math.floor(math.log2(min(shape) / 16)) + 1)
 
 
+def stages(levels, n_labels, sharpen=SHARPEN):
+    """The optimizer runs of one reconstruction, in order, as ``(level, sharpening)`` pairs.
+
+    The multigrid levels from coarse to fine, then, for two labels with ``sharpen`` > 0, the
+    sharpening stage at full size. Each runs ``max_iter`` iterations.
+    """
+    runs = [(level, False) for level in reversed(range(levels))]
+    if sharpen and n_labels == 2:
+        runs.append((0, True))
+    return runs
+
+
 def default_chunk_size(specs, slice_shape, memory_budget_gb=1.0):
     """Slices per chunk so that one chunk stays within ``memory_budget_gb``."""
     return max(1, int(memory_budget_gb * 2**30 // max(estimate_bytes_per_slice(specs, slice_shape), 1)))
@@ -134,7 +147,7 @@ def reconstruct(
     target_periodic=False,
     preview_interval_s=0.5,
     initial=None,
-    sharpen=8.0,
+    sharpen=SHARPEN,
     cancel=None,
 ):
     """Reconstruct a 2D image or 3D volume whose slices match the target's descriptors.
@@ -489,10 +502,8 @@ def _run(settings, emit):
     )
     parameters = _parameters(settings, int(chunk_size))
     throttle = Throttle(settings["preview_interval_s"])
-    stages = [(level, False) for level in reversed(range(settings["levels"]))]
-    if settings["sharpen"] and not phases.multiphase:
-        stages.append((0, True))
-    total_iterations = settings["max_iter"] * len(stages) * (settings["restarts"] + 1)
+    runs = stages(settings["levels"], len(phases.labels), settings["sharpen"])
+    total_iterations = settings["max_iter"] * len(runs) * (settings["restarts"] + 1)
     history, notes = [], []
     best = (np.inf, None)
     cancelled = False
@@ -501,7 +512,7 @@ def _run(settings, emit):
         for restart in range(settings["restarts"] + 1):
             generator = torch.Generator().manual_seed(settings["seed"] + restart)
             variable = None
-            for level, sharpening in stages:
+            for level, sharpening in runs:
                 level_shape = _level_shape(shape, level)
                 if not sharpening:
                     if variable is None and settings["initial"] is not None:

@@ -21,7 +21,12 @@ from napari_dmcr.descriptors import PRESETS, characterize, preset
 from napari_dmcr.errors import DeviceMemoryError, InputError
 from napari_dmcr.plotting.descriptors import plot_gram_summary, plot_s2, plot_s3, plot_scalars
 from napari_dmcr.progress import CancelToken
-from napari_dmcr.reconstruction import default_chunk_size, default_multigrid_levels, resolve_device
+from napari_dmcr.reconstruction import (
+    default_chunk_size,
+    default_multigrid_levels,
+    resolve_device,
+    stages,
+)
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._estimate import estimate_run, largest_fitting_side
 from napari_dmcr.widgets._layers import (
@@ -803,16 +808,12 @@ class ReconstructWidget(QWidget):
 
 
 def _expected_iterations(request):
-    """The ``total`` the engine will report: iterations over all stages, or trial swaps.
-
-    The stages are the multigrid levels and, for two phases, the sharpening stage.
-    """
+    """The ``total`` the engine will report: iterations over all its runs, or trial swaps."""
     if request.method == YEONG_TORQUATO:
         return request.options["max_swaps"]
     levels = request.options["multigrid_levels"] or default_multigrid_levels(request.shape)
     images = list(request.target.values()) if isinstance(request.target, dict) else [request.target]
-    sharpening = len(np.unique(images[0])) == 2
-    return request.options["max_iter"] * (levels + sharpening)
+    return request.options["max_iter"] * len(stages(levels, len(np.unique(images[0]))))
 
 
 def _leave_a_core_for_the_viewer():
