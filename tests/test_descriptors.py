@@ -169,6 +169,8 @@ def test_descriptors_on_grey_input_are_smooth_and_differentiable():
     assert torch.autograd.gradcheck(lambda f: s2_radial(f, 3), (x,))
     assert torch.autograd.gradcheck(lambda f: s3(f, 2), (x,))
     assert torch.autograd.gradcheck(lambda f: s3(f, 2, periodic=False), (x,))
+    assert torch.autograd.gradcheck(lambda f: s3(f, 3), (x,))  # margins wider than one pixel
+    assert torch.autograd.gradcheck(lambda f: s3(f, 3, periodic=False), (x,))
     assert torch.autograd.gradcheck(lambda f: total_variation(f), (x,))
     assert torch.autograd.gradcheck(lambda f: total_variation(f, periodic=False), (x,))
 

