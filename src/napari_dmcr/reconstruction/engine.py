@@ -538,7 +538,8 @@ def _run(settings, emit):
                 fields = _projection(settings["sharpen"]) if sharpening else phases.fields
                 preview = (lambda v, fields=fields: fields(v)[0]) if sharpening else phases.preview
                 where = (
-                    f"sharpening ({'x'.join(map(str, level_shape))})" if sharpening
+                    f"sharpening, round {run - settings['levels'] + 1} of {len(runs) - settings['levels']} "
+                    f"({'x'.join(map(str, level_shape))})" if sharpening
                     else f"level {settings['levels'] - level}/{settings['levels']} ({'x'.join(map(str, level_shape))})"
                 )
                 stage = f"restart {restart + 1}/{settings['restarts'] + 1}, {where}"
