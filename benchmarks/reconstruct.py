@@ -21,9 +21,10 @@ TensorFlow < 2.16 and NumPy < 2, so it lives in its own virtual environment, e.g
 ``python3.11 -m venv mcrpy-venv && mcrpy-venv/bin/pip install "tensorflow-cpu==2.15.*" "numpy<2"
 mcrpy==0.2.0``): for each case of ``PEER_CASES``, MCRpy runs its own recipe on the same slice
 (``benchmarks/mcrpy_peer.py``, timed around characterization and reconstruction), and this
-project runs the same descriptor set with a growing iteration budget per multigrid level until
-its result is at least as good as MCRpy's on every gap in every direction (S3, phase fraction,
-TV, and Gram where fitted); the ratio of MCRpy's wall time to that run's is reported. Both
+project runs the same descriptor set, weighted as MCRpy weights it (``peer_specs``), with a
+growing iteration budget per multigrid level until its result is at least as good as MCRpy's
+on every gap in every direction (S3, phase fraction, TV, and Gram where fitted); the ratio of
+MCRpy's wall time to that run's is reported. Both
 results are measured by the same code (``descriptor_gaps``), on the rounded labels each tool
 writes, and every run is a fresh process. Without the option, the figures quoted in the issue
 stay in ``mcrpy_reference`` and the ratios against them are labelled as such.
