@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_dmcr.cli import main
-from napari_dmcr.descriptors import DescriptorSpec, s2_axis_profiles, volume_slices
+from napari_dmcr.descriptors import DescriptorSpec, preset, s2_axis_profiles, volume_slices
 from napari_dmcr.errors import InputError
 from napari_dmcr.progress import CancelToken
 from napari_dmcr.reconstruction import reconstruct, run_reconstruction
@@ -246,7 +246,8 @@ def test_a_descriptor_file_target_equals_its_image(tmp_path):
     save_descriptors(path, characterize(image, s3_limit_to=3, s3_levels=1, gram=False))
     from_file = run_reconstruction(path, (16, 16, 16), max_iter=8, seed=2, **FAST)
     # The same run from the image, with the settings the file was characterized with.
-    specs = (DescriptorSpec("s3", limit_to=3, levels=1), DescriptorSpec("tv", weight=0.1),
+    weights = {spec.name: spec.weight for spec in preset(FAST["descriptors"])}
+    specs = (DescriptorSpec("s3", limit_to=3, levels=1), DescriptorSpec("tv", weight=weights["tv"]),
              DescriptorSpec("vf"))
     from_image = run_reconstruction(image, (16, 16, 16), descriptors=specs, max_iter=8, seed=2,
                                     multigrid_levels=1, device="cpu", target_residual=0.0)
