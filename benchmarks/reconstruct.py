@@ -116,17 +116,17 @@ def run_case(name, device, threads, labels_out=None):
 
     torch.set_num_threads(threads)
     shape, descriptors, max_iter, levels, _ = CASES[name]
-    sharpen = 8.0
+    options = {}  # the engine's defaults otherwise
     if descriptors == "mcrpy_set":
         # Set against MCRpy's time for a number of evaluations: that many, no sharpening stage.
-        descriptors, sharpen = (DescriptorSpec("s3", limit_to=8, levels=1), DescriptorSpec("tv")), 0.0
+        descriptors, options = (DescriptorSpec("s3", limit_to=8, levels=1), DescriptorSpec("tv")), {"sharpen": 0.0}
     target = conglomerate_slice((64, 64), seed=0)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     result = run_reconstruction(target, shape, descriptors=descriptors, max_iter=max_iter,
                                 multigrid_levels=levels, seed=0, device=device, target_residual=0.0,
-                                sharpen=sharpen)
+                                **options)
     wall = time.perf_counter() - start
     if labels_out:
         np.save(Path(labels_out) / f"{name}_{device}.npy", result.labels)

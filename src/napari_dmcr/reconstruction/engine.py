@@ -123,6 +123,11 @@ def stages(levels, n_labels, max_iter, sharpen=SHARPEN):
     return runs
 
 
+def planned_iterations(levels, n_labels, max_iter, sharpen=SHARPEN):
+    """Optimizer iterations of one start over all its :func:`stages` (the progress total)."""
+    return sum(iterations for _, _, iterations in stages(levels, n_labels, max_iter, sharpen))
+
+
 def default_chunk_size(specs, slice_shape, memory_budget_gb=1.0):
     """Slices per chunk so that one chunk stays within ``memory_budget_gb``."""
     return max(1, int(memory_budget_gb * 2**30 // max(estimate_bytes_per_slice(specs, slice_shape), 1)))
@@ -505,8 +510,9 @@ def _run(settings, emit):
     )
     parameters = _parameters(settings, int(chunk_size))
     throttle = Throttle(settings["preview_interval_s"])
-    runs = stages(settings["levels"], len(phases.labels), settings["max_iter"], settings["sharpen"])
-    total_iterations = sum(iterations for _, _, iterations in runs) * (settings["restarts"] + 1)
+    plan = (settings["levels"], len(phases.labels), settings["max_iter"], settings["sharpen"])
+    runs = stages(*plan)
+    total_iterations = planned_iterations(*plan) * (settings["restarts"] + 1)
     history, notes = [], []
     best = (np.inf, None)
     cancelled = False
@@ -538,11 +544,10 @@ def _run(settings, emit):
                 fields = _projection(settings["sharpen"]) if sharpening else phases.fields
                 preview = (lambda v, fields=fields: fields(v)[0]) if sharpening else phases.preview
                 where = (
-                    f"sharpening, round {run - settings['levels'] + 1} of {len(runs) - settings['levels']} "
-                    f"({'x'.join(map(str, level_shape))})" if sharpening
-                    else f"level {settings['levels'] - level}/{settings['levels']} ({'x'.join(map(str, level_shape))})"
+                    f"sharpening, round {run - settings['levels'] + 1} of {len(runs) - settings['levels']}"
+                    if sharpening else f"level {settings['levels'] - level}/{settings['levels']}"
                 )
-                stage = f"restart {restart + 1}/{settings['restarts'] + 1}, {where}"
+                stage = f"restart {restart + 1}/{settings['restarts'] + 1}, {where} ({'x'.join(map(str, level_shape))})"
                 base_iterations = done_iterations
 
                 def on_iteration(iteration, evaluations, loss, errors, run=run, level=level, restart=restart,

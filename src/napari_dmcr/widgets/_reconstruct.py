@@ -24,8 +24,8 @@ from napari_dmcr.progress import CancelToken
 from napari_dmcr.reconstruction import (
     default_chunk_size,
     default_multigrid_levels,
+    planned_iterations,
     resolve_device,
-    stages,
 )
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._estimate import estimate_run, largest_fitting_side
@@ -813,7 +813,7 @@ def _expected_iterations(request):
         return request.options["max_swaps"]
     levels = request.options["multigrid_levels"] or default_multigrid_levels(request.shape)
     images = list(request.target.values()) if isinstance(request.target, dict) else [request.target]
-    return sum(iterations for _, _, iterations in stages(levels, len(np.unique(images[0])), request.options["max_iter"]))
+    return planned_iterations(levels, len(np.unique(images[0])), request.options["max_iter"])
 
 
 def _leave_a_core_for_the_viewer():
