@@ -591,7 +591,9 @@ def _run(settings, emit):
     except Cancelled:
         cancelled = True
         if best[1] is None and variable is not None:
-            best = (np.inf, variable.detach())
+            # Mid-sharpening, the field is the projection of the variable (as after a round).
+            current = _projection(settings["sharpen"])(variable)[0] if sharpening else variable
+            best = (np.inf, current.detach())
     except torch.cuda.OutOfMemoryError:
         total = torch.cuda.get_device_properties(device).total_memory
         fits = int(0.5 * total // estimate_bytes_per_slice(settings["specs"], slice_shape))
