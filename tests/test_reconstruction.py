@@ -1,6 +1,9 @@
 """The differentiable reconstruction engine on small problems (CPU)."""
 
+import gc
 import json
+import types
+import weakref
 
 import numpy as np
 import pytest
@@ -8,9 +11,9 @@ import torch
 
 from napari_dmcr.cli import main
 from napari_dmcr.descriptors import DescriptorSpec, preset, s2_axis_profiles, volume_slices
-from napari_dmcr.errors import InputError
+from napari_dmcr.errors import DeviceMemoryError, InputError
 from napari_dmcr.progress import CancelToken
-from napari_dmcr.reconstruction import reconstruct, run_reconstruction
+from napari_dmcr.reconstruction import engine, reconstruct, run_reconstruction
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
 from napari_dmcr.reconstruction.targets import make_target
 from napari_dmcr.samples import conglomerate_slice
@@ -172,6 +175,26 @@ def test_chunked_gradient_equals_the_whole_gradient():
     assert losses[0] == pytest.approx(losses[2], rel=1e-12)
     torch.testing.assert_close(gradients[0], gradients[2])
     torch.testing.assert_close(gradients[1], gradients[2])
+
+
+def test_out_of_memory_explains_and_frees_the_run_at_once(monkeypatch):
+    """The OOM error names a smaller chunk size, and the failed run's tensors are freed without the
+    garbage collector (on a GPU they would otherwise hold the memory the retry needs)."""
+    held = []
+
+    def out_of_memory(variable, *args):
+        held.append(weakref.ref(variable))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(engine, "run_lbfgsb", out_of_memory)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: types.SimpleNamespace(total_memory=2**30))
+    gc.disable()
+    try:
+        with pytest.raises(DeviceMemoryError, match=r"chunks of 8 slices; try chunk_size=4 or device='cpu'"):
+            run_reconstruction(stripes((16, 16), 2), (8, 8, 8), chunk_size=8, **FAST)
+        assert held and held[0]() is None
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize(

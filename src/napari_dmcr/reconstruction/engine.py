@@ -19,6 +19,7 @@ import math
 import platform
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,6 +259,7 @@ def _relay(work, cancel):
         try:
             outcome["result"] = work(emit)
         except BaseException as error:  # handed over to the consuming thread
+            _release_frames(error)
             outcome["error"] = error
         finally:
             with condition:
@@ -281,8 +283,20 @@ def _relay(work, cancel):
             cancel.cancel()
         thread.join()
     if "error" in outcome:
-        raise outcome["error"]
+        raise outcome.pop("error")  # popped: a reference kept here would tie the error to this frame
     return outcome["result"]
+
+
+def _release_frames(error):
+    """Drop the local variables of the frames an error and the errors behind it passed through.
+
+    Their tensors (a GPU run's whole working set, after an out-of-memory error) are then freed at
+    once, not when the garbage collector finds the traceback's reference cycles, so that a retry
+    with a smaller chunk size has the memory. The traceback's text is kept.
+    """
+    while error is not None:
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 def _validate(arguments):

@@ -130,6 +130,8 @@ class SliceLoss:
             Weighted mean normalized error per descriptor over directions and phases.
         """
         variable.grad = None
+        # Sums stay on the device until the end: a float() per chunk would make the CPU wait
+        # for the GPU's work on each chunk before queuing the next.
         total = 0.0
         per_descriptor = {}
         weights = {}
@@ -145,13 +147,13 @@ class SliceLoss:
                     for spec in specs:
                         error_sum = errors[spec.name].sum() / count
                         chunk_loss = chunk_loss + direction_weight * spec.weight * error_sum
-                        value = float(error_sum.detach()) * direction_weight
+                        value = error_sum.detach().double() * direction_weight
                         per_descriptor[spec.name] = per_descriptor.get(spec.name, 0.0) + value
                 chunk_loss.backward()
-                total += float(chunk_loss.detach())
+                total = total + chunk_loss.detach().double()
             for spec in specs:
                 weights[spec.name] = weights.get(spec.name, 0.0) + direction_weight * len(targets)
-        return total, {name: value / weights[name] for name, value in per_descriptor.items()}
+        return float(total), {name: float(value) / weights[name] for name, value in per_descriptor.items()}
 
     def errors_per_direction(self, phase_fields):
         """Mean normalized error per direction and descriptor for fixed fields (no gradient)."""

@@ -61,7 +61,8 @@ def run_lbfgsb(variable, evaluate, on_iteration, max_iter, bounded):
             variable.detach().cpu().double().numpy().ravel(),
             jac=True,
             method="L-BFGS-B",
-            bounds=[(0.0, 1.0)] * variable.numel() if bounded else None,
+            # A Bounds object, not a list of n pairs: SciPy converts lists element by element.
+            bounds=scipy.optimize.Bounds(0.0, 1.0) if bounded else None,
             callback=callback,
             options={
                 "maxiter": max_iter,
