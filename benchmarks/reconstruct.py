@@ -15,6 +15,9 @@ Each case runs in a fresh subprocess, so that its peak memory is its own: CUDA's
 
 Gaps are the paper's (``napari_dmcr.evaluation.compare.descriptor_gaps``): per slicing direction,
 ``||D_rec - D_orig|| / ||D_orig||`` with the reconstruction's descriptor averaged over its slices.
+For scale, ``truth_volume_gaps`` gives the same gaps for the volume the sample slice was cut from
+(``conglomerate_volume((64, 64, 64), seed=0)``, the slice is its middle z slice), measured
+without wrap-around: what the real material's own slices show against one 64 x 64 slice.
 
 Side by side with MCRpy 0.2.0 (``--mcrpy-python PATH``, a Python with mcrpy installed: it needs
 TensorFlow < 2.16 and NumPy < 2, so it lives in its own virtual environment, e.g.
@@ -162,6 +165,15 @@ def run_case(name, device, threads, labels_out=None):
         "torch_threads": threads,
         "device": device,
     }
+
+
+def truth_volume_gaps():
+    """Gaps of the true volume behind the sample slice, against that slice (a scale for the others)."""
+    from napari_dmcr.evaluation.compare import descriptor_gaps
+    from napari_dmcr.samples import conglomerate_slice, conglomerate_volume
+
+    target = conglomerate_slice((64, 64), seed=0)
+    return descriptor_gaps(target, conglomerate_volume((64, 64, 64), seed=0), 1, gram=True, periodic=False)
 
 
 def _evaluations(history):
@@ -331,6 +343,7 @@ def main():
         "mcrpy_reference": {**MCRPY_REFERENCE, "source": "quoted from the issue, not run here"},
         "ratios_against_quoted_mcrpy": ratios,
         "mcrpy_side_by_side": peers,
+        "truth_volume_gaps": truth_volume_gaps(),
         "cases": rows,
     }
     from napari_dmcr.io.atomic import write_json
