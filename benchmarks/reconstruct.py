@@ -155,6 +155,10 @@ def run_case(name, device, threads, labels_out=None):
         "evaluations": evaluations,
         "wall_s": wall,
         "seconds_per_evaluation_finest_level": per_evaluation,
+        # Time in the loss and its gradient, and in everything else of the optimization (SciPy's
+        # L-BFGS-B on the CPU, the transfers of the field and gradient, the history).
+        "loss_s": result.timings["loss_s"],
+        "optimizer_overhead_s": result.timings["optimize_s"] - result.timings["loss_s"],
         "peak_memory_mb": peak,
         "residual": result.residual,
         "final_errors": result.final_errors,

@@ -45,6 +45,8 @@ def test_2d_reconstruction_of_a_real_image(shared_data):
     assert result.final_errors[0]["s3"] < 0.02  # relative squared error, i.e. about 14 % RMS
     start = result.history[0]["loss"]
     assert result.history[-1]["loss"] < 0.1 * start
+    timings = result.timings
+    assert 0 < timings["loss_s"] < timings["optimize_s"] <= timings["total_s"]
 
 
 def test_2d_to_3d_slices_match_the_target_s2_along_every_axis():
