@@ -24,6 +24,7 @@ from napari_dmcr.descriptors import (
     volume_slices,
 )
 from napari_dmcr.descriptors.gram import wrap_pad
+from napari_dmcr.descriptors.multigrid import pooled
 from napari_dmcr.errors import InputError
 from napari_dmcr.samples import conglomerate_volume
 
@@ -229,6 +230,27 @@ def test_wrapped_gram_of_a_crop_estimates_the_material_better_than_zero_padding(
     wrapped = np.linalg.norm(mean_gram(crops, "circular") - material)
     zero_padded = np.linalg.norm(mean_gram(crops, "zeros") - material)
     assert wrapped < 0.5 * zero_padded
+
+
+def test_gram_error_takes_the_layers_together_and_other_parts_one_by_one(vgg19_weights):
+    target = torch.as_tensor(random_binary((32, 32), seed=1)[None], dtype=torch.float64)
+    field = torch.rand((2, 32, 32), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    specs = [DescriptorSpec("gram", levels=2), DescriptorSpec("s3", limit_to=3, levels=2)]
+    errors = normalized_errors(specs, field, descriptor_targets(specs, target))
+
+    def flat(values):
+        return torch.cat([v.reshape(len(v), -1) for v in values], dim=1)
+
+    gram_expected = []
+    for image, reference in ((field, target), (pooled(field, 1), pooled(target, 1))):
+        current, wanted = flat(gram_matrices(image)), flat(gram_matrices(reference))
+        gram_expected.append(((current - wanted) ** 2).sum(1) / (wanted**2).sum())
+    torch.testing.assert_close(errors["gram"], torch.stack(gram_expected).mean(0), rtol=1e-4, atol=0)
+    s3_expected = []
+    for image, reference in ((field, target), (pooled(field, 1), pooled(target, 1))):
+        current, wanted = s3(image, 3).flatten(1), s3(reference, 3).flatten(1)
+        s3_expected.append(((current - wanted) ** 2).sum(1) / (wanted**2).sum())
+    torch.testing.assert_close(errors["s3"], torch.stack(s3_expected).mean(0))
 
 
 def test_gram_descriptor_of_a_non_periodic_target_wraps(vgg19_weights):
