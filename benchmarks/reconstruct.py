@@ -179,11 +179,16 @@ def run_case(name, device, threads, labels_out=None):
 
 def truth_volume_gaps():
     """Gaps of the true volume behind the sample slice, against that slice (a scale for the others)."""
+    from napari_dmcr.errors import InputError
     from napari_dmcr.evaluation.compare import descriptor_gaps
     from napari_dmcr.samples import conglomerate_slice, conglomerate_volume
 
     target = conglomerate_slice((64, 64), seed=0)
-    return descriptor_gaps(target, conglomerate_volume((64, 64, 64), seed=0), 1, gram=True, periodic=False)
+    truth = conglomerate_volume((64, 64, 64), seed=0)
+    try:
+        return descriptor_gaps(target, truth, 1, gram=True, periodic=False)
+    except InputError as error:  # no VGG-19 weights: the rows above are still written
+        return {"error": str(error)}
 
 
 def _evaluations(history):

@@ -199,6 +199,16 @@ def test_out_of_memory_explains_and_frees_the_run_at_once(monkeypatch):
         gc.enable()
 
 
+def test_an_error_whose_cause_is_itself_still_reaches_the_caller(monkeypatch):
+    def fails(*args):
+        error = RuntimeError("broken optimizer")
+        raise error from error
+
+    monkeypatch.setattr(engine, "run_lbfgsb", fails)
+    with pytest.raises(RuntimeError, match="broken optimizer"):
+        run_reconstruction(stripes((16, 16), 2), (8, 8, 8), **FAST)
+
+
 @pytest.mark.parametrize(
     "target, shape, kwargs, match",
     [

@@ -261,8 +261,10 @@ def _relay(work, cancel):
         try:
             outcome["result"] = work(emit)
         except BaseException as error:  # handed over to the consuming thread
-            _release_frames(error)
             outcome["error"] = error
+            _release_frames(error)
+            if torch.cuda.is_initialized():
+                torch.cuda.empty_cache()  # what the cleared frames held goes back to the driver
         finally:
             with condition:
                 state["finished"] = True
@@ -296,9 +298,14 @@ def _release_frames(error):
     once, not when the garbage collector finds the traceback's reference cycles, so that a retry
     with a smaller chunk size has the memory. The traceback's text is kept.
     """
-    while error is not None:
+    pending, seen = [error], set()
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:  # `raise e from e` makes a cycle
+            continue
+        seen.add(id(error))
         traceback.clear_frames(error.__traceback__)
-        error = error.__cause__ or error.__context__
+        pending += [error.__cause__, error.__context__]
 
 
 def _validate(arguments):
