@@ -620,7 +620,7 @@ def _run(settings, emit):
         cancelled = True
         if best[1] is None and variable is not None:
             # Mid-sharpening, the field is the projection of the variable (as after a round).
-            current = _projection(settings["sharpen"])(variable)[0] if sharpening else variable
+            current = fields(variable)[0] if sharpening else variable
             best = (np.inf, current.detach())
     except torch.cuda.OutOfMemoryError:
         total = torch.cuda.get_device_properties(device).total_memory
