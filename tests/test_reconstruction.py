@@ -1,6 +1,7 @@
 """The differentiable reconstruction engine on small problems (CPU)."""
 
 import gc
+import math
 import json
 import types
 import weakref
@@ -8,6 +9,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import label as ndi_label
 
 from napari_dmcr.cli import main
 from napari_dmcr.descriptors import DescriptorSpec, preset, s2_axis_profiles, volume_slices
@@ -284,8 +286,10 @@ def test_a_descriptor_file_target_equals_its_image(tmp_path):
     weights = {spec.name: spec.weight for spec in preset(FAST["descriptors"])}
     specs = (DescriptorSpec("s3", limit_to=3, levels=1), DescriptorSpec("tv", weight=weights["tv"]),
              DescriptorSpec("vf"))
+    # A file holds no radial S2: the isotropic 3D term is off for it (and said so).
     from_image = run_reconstruction(image, (16, 16, 16), descriptors=specs, max_iter=8, seed=2,
-                                    multigrid_levels=1, device="cpu", target_residual=0.0)
+                                    multigrid_levels=1, device="cpu", target_residual=0.0, isotropic_s2=0)
+    assert any("isotropic 3D S2 off" in note for note in from_file.notes)
     assert [d["name"] for d in from_file.parameters["descriptors"]] == ["s3", "tv", "vf"]
     assert from_file.parameters["multigrid_levels"] == 1
     assert from_file.fractions == from_image.fractions
@@ -307,3 +311,107 @@ def test_command_line_reconstructs_from_a_descriptor_file(tmp_path):
     assert main(["reconstruct", str(npz), "--out", str(out), "--max-iter", "3", "--preset", "cpu"]) == 0
     assert np.load(out).shape == (32, 32, 32)
     assert main(["reconstruct", str(npz), "--method", "yt", "--out", str(out)]) == 2
+
+
+def test_volume_match_is_the_error_of_the_mean_slice_descriptor():
+    """match="volume": brute force over every slice (S3 per slice, mean, relative squared error
+    against the image's S3), value and gradient, with the slices split into several chunks."""
+    from napari_dmcr.descriptors.three_point import s3
+
+    image = blobs((24, 24), 0.4)
+    weights = (1.0, 0.5, 2.0)
+    volume = torch.rand((8, 10, 12), dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    reference = volume.clone().requires_grad_(True)
+    target = s3(torch.as_tensor(image == 1, dtype=torch.float64)[None], 3, periodic=False)[0].flatten()
+    expected = 0.0
+    for axis, weight in enumerate(weights):
+        slices = volume_slices(reference, axis)
+        mean = torch.stack([s3(s[None], 3, periodic=True)[0].flatten() for s in slices]).mean(0)
+        expected = expected + weight * ((mean - target) ** 2).sum() / (target**2).sum()
+    expected.backward()
+    fields = pooled_target_fields(make_target(image, 3), [1], 0, torch.float64, "cpu")
+    for chunk in (3, 100):
+        variable = volume.clone().requires_grad_(True)
+        loss = SliceLoss((DescriptorSpec("s3", limit_to=3),), fields, volume.shape, weights, chunk)
+        assert loss.evaluate(lambda v: [v], variable)[0] == pytest.approx(float(expected.detach()), rel=1e-12)
+        torch.testing.assert_close(variable.grad, reference.grad)
+
+
+def test_field_filter_is_a_periodic_gaussian_and_the_projection_keeps_its_fixed_points():
+    from scipy import ndimage as ndi
+
+    from napari_dmcr.reconstruction.field_maps import periodic_gaussian, projection
+
+    for shape, sigma in (((8, 9, 10), 1.0), ((5, 6), 2.5)):  # 2.5: the kernel wraps more than once
+        field = torch.rand(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        expected = ndi.gaussian_filter(field.numpy(), sigma, mode="wrap", truncate=math.ceil(3 * sigma) / sigma)
+        np.testing.assert_allclose(periodic_gaussian(field, sigma).numpy(), expected, atol=1e-12)
+    values = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
+    projected = projection(values, 8.0)
+    torch.testing.assert_close(projected[[0, 2, 4]], values[[0, 2, 4]])
+    assert projected[1] < 0.25 and projected[3] > 0.75
+
+
+def test_filtered_run_has_no_one_voxel_specks_and_records_its_settings():
+    image = blobs((48, 48), 0.35, sigma=2.0, seed=1)
+    result = run_reconstruction(image, (16, 16, 16), max_iter=40, seed=0, filter_sigma=1.0, **FAST)
+    assert result.parameters["filter_sigma"] == 1.0 and result.parameters["match"] == "volume"
+    labels, count = ndi_label(result.labels == 1)
+    sizes = np.bincount(labels.ravel())[1:]
+    assert sizes.min() > 1
+    with pytest.raises(InputError, match="filter_sigma"):
+        reconstruct(image, (16, 16, 16), filter_sigma=-1)
+    with pytest.raises(InputError, match="match"):
+        reconstruct(image, (16, 16, 16), match="each")
+
+
+def test_isotropic_s2_is_the_volume_correlation_held_to_the_radial_profile():
+    from napari_dmcr.descriptors.two_point import s2_radial
+    from napari_dmcr.reconstruction.isotropy import IsotropicS2
+
+    volume = torch.rand((9, 10, 11), dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    image = torch.as_tensor(blobs((20, 20), 0.3, sigma=1.5), dtype=torch.float64)
+    term = IsotropicS2([image], volume.shape, 3, weight=1.0)
+    profile = s2_radial(image, 3, periodic=False).numpy()
+    # Brute force over every vector of length <= 3: the volume's periodic S2 against the
+    # profile interpolated at that length.
+    difference, norm = 0.0, 0.0
+    for a in range(-3, 4):
+        for b in range(-3, 4):
+            for c in range(-3, 4):
+                length = math.sqrt(a * a + b * b + c * c)
+                if length > 3:
+                    continue
+                value = float((volume * torch.roll(volume, (-a, -b, -c), (0, 1, 2))).mean())
+                target = np.interp(length, np.arange(4), profile)
+                difference += (value - target) ** 2
+                norm += target**2
+    assert float(term.errors([volume])[0]) == pytest.approx(difference / norm, rel=1e-10)
+
+
+def test_isotropic_s2_tells_an_isotropic_volume_from_a_stack_of_one_slice():
+    from scipy.ndimage import gaussian_filter
+
+    from napari_dmcr.reconstruction.isotropy import IsotropicS2
+
+    noise = gaussian_filter(np.random.default_rng(0).standard_normal((64, 64, 64)), 2.0, mode="wrap")
+    volume = (noise > np.quantile(noise, 0.7)).astype(np.float32)
+    term = IsotropicS2([torch.as_tensor(volume[32])], volume.shape, 16, weight=1.0)
+    isotropic = float(term.errors([torch.as_tensor(volume)])[0])
+    stacked = float(term.errors([torch.as_tensor(np.repeat(volume[32][None], 64, axis=0))])[0])
+    assert stacked > 5 * isotropic
+
+
+def test_default_recipe_keeps_a_percolating_phase_percolating():
+    """A percolating pore network (a thresholded smooth random field, 30 % pore): the core made
+    from one of its slices with the default settings percolates along every axis, like the truth."""
+    from scipy.ndimage import gaussian_filter
+
+    from napari_dmcr.evaluation import percolation
+
+    noise = gaussian_filter(np.random.default_rng(4).standard_normal((24, 48, 48)), 2.0, mode="wrap")
+    truth = (noise > np.quantile(noise, 0.7)).astype(np.uint8)
+    assert percolation(truth[:, :24, :24], 1) == [True, True, True]
+    result = run_reconstruction(truth[12], (24, 24, 24), descriptors="auto", device="cpu", seed=0, max_iter=60)
+    assert result.parameters["isotropic_s2"] > 0 and result.parameters["match"] == "volume"
+    assert percolation(result.labels, 1) == [True, True, True]

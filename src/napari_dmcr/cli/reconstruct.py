@@ -55,6 +55,11 @@ def add_parser(subparsers):
     parser.add_argument("--restarts", type=int, default=0)
     parser.add_argument("--sharpen", type=float, default=8.0,
                         help="steepness of the final sharpening stage, two phases (0: off; default: %(default)s)")
+    parser.add_argument("--filter-sigma", type=float,
+                        help="Gaussian filter of the field in voxels, 0: off (default: the engine's)")
+    parser.add_argument("--match", choices=("volume", "slices"),
+                        help="match the mean slice descriptor of each direction (volume) or every "
+                        "slice's (default: volume)")
     parser.add_argument("--direction-weights", type=float, nargs=3, default=(1.0, 1.0, 1.0),
                         metavar=("Z", "Y", "X"))
     parser.add_argument("--max-swaps", type=int, help="Yeong-Torquato swap budget (default: 500 per voxel)")
@@ -156,9 +161,12 @@ def _engine(args, target, shape, cancel):
                               max_swaps=args.max_swaps, cancel=cancel, preview=False)
     from napari_dmcr.reconstruction import reconstruct
 
+    given = {name: value for name, value in (("filter_sigma", args.filter_sigma), ("match", args.match))
+             if value is not None}
     return reconstruct(
         target,
         shape,
+        **given,
         descriptors=_descriptors(args),
         phase=args.phase,
         direction_weights=tuple(args.direction_weights),

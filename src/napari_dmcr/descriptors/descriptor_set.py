@@ -133,23 +133,28 @@ def normalized_errors(specs, fields, targets):
     -------
     dict of str to torch.Tensor of shape (n,)
     """
-    errors = {}
-    for spec in specs:
-        current = spec.parts(fields)
-        target = targets[spec.name]
-        if len(current) != len(target):
-            raise InputError(
-                f"the target of {spec.name} has {len(target)} parts but the settings give "
-                f"{len(current)}; characterize the target with the same descriptor settings"
-            )
-        pairs = [(c, t.to(c)) for c, t in zip(current, target)]
-        size = spec.parts_per_group()
-        per_group = [
-            sum(((c - t) ** 2).sum(1) for c, t in group) / sum((t**2).sum() for _, t in group).clamp_min(1e-12)
-            for group in (pairs[start : start + size] for start in range(0, len(pairs), size))
-        ]
-        errors[spec.name] = torch.stack(per_group).mean(0)
-    return errors
+    return {spec.name: parts_error(spec, spec.parts(fields), targets[spec.name]) for spec in specs}
+
+
+def parts_error(spec, current, target):
+    """Normalized error of values ``current`` (parts ``(n, k)``) against ``target`` (parts ``(k,)``).
+
+    Returns
+    -------
+    torch.Tensor of shape (n,)
+    """
+    if len(current) != len(target):
+        raise InputError(
+            f"the target of {spec.name} has {len(target)} parts but the settings give "
+            f"{len(current)}; characterize the target with the same descriptor settings"
+        )
+    pairs = [(c, t.to(c)) for c, t in zip(current, target)]
+    size = spec.parts_per_group()
+    per_group = [
+        sum(((c - t) ** 2).sum(1) for c, t in group) / sum((t**2).sum() for _, t in group).clamp_min(1e-12)
+        for group in (pairs[start : start + size] for start in range(0, len(pairs), size))
+    ]
+    return torch.stack(per_group).mean(0)
 
 
 def mcrpy_equivalent_weights(mcrpy_weights, targets):

@@ -21,6 +21,13 @@ from napari_dmcr.evaluation.morphology import (
     specific_surface_area,
     two_point_cluster_function,
 )
+from napari_dmcr.evaluation.structure import (
+    grain_measures,
+    percolation,
+    structure_measures,
+    truth_spread,
+    z_scores,
+)
 
 __all__ = [
     "chord_length_distribution",
@@ -29,14 +36,19 @@ __all__ = [
     "euler_characteristic_density",
     "evaluate",
     "fraction_errors",
+    "grain_measures",
     "lineal_path",
     "local_thickness",
     "morphology_comparison",
     "morphology_summary",
+    "percolation",
     "phase_fractions",
     "s2_comparison",
     "size_distribution",
     "slice_statistics",
     "specific_surface_area",
+    "structure_measures",
+    "truth_spread",
     "two_point_cluster_function",
+    "z_scores",
 ]

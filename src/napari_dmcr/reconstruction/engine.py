@@ -31,11 +31,17 @@ from napari_dmcr.descriptors.descriptor_set import DescriptorSpec, preset
 from napari_dmcr.errors import DeviceMemoryError, InputError
 from napari_dmcr.postprocessing.assignment import assign_with_counts, counts_from_fractions
 from napari_dmcr.progress import CancelToken, Cancelled, ProgressStep, Throttle
+from napari_dmcr.reconstruction.field_maps import periodic_gaussian, projection
+from napari_dmcr.reconstruction.isotropy import IsotropicS2
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb
 from napari_dmcr.reconstruction.targets import make_target
 
 OPTIMIZERS = ("lbfgsb", "adam")
+MATCHES = ("volume", "slices")
+FILTER_SIGMA = 0.0  # default density filter of the field, in voxels (see reconstruct)
+ISOTROPIC_S2 = 1.0  # default weight of the isotropic 3D S2 term (see reconstruct)
+ISOTROPIC_RANGE = 16  # its largest vector length, in voxels of each level
 SHARPEN = 8.0  # default steepness of the sharpening stage (see reconstruct)
 
 
@@ -118,7 +124,7 @@ def stages(levels, n_labels, max_iter, sharpen=SHARPEN):
 
     The multigrid levels from coarse to fine, ``max_iter`` iterations each, then, for two labels
     with ``sharpen`` > 0, the sharpening stage at full size: ``max_iter`` iterations in two
-    rounds, the second starting from the field the first made (see :func:`reconstruct`).
+    rounds, the second with a steeper projection (see :func:`reconstruct`).
     """
     runs = [(level, False, max_iter) for level in reversed(range(levels))]
     if sharpen and n_labels == 2:
@@ -157,6 +163,9 @@ def reconstruct(
     preview_interval_s=0.5,
     initial=None,
     sharpen=SHARPEN,
+    filter_sigma=FILTER_SIGMA,
+    match="volume",
+    isotropic_s2=ISOTROPIC_S2,
     cancel=None,
 ):
     """Reconstruct a 2D image or 3D volume whose slices match the target's descriptors.
@@ -210,12 +219,22 @@ def reconstruct(
     sharpen : float
         Steepness beta of the sharpening stage (two phases; 0 turns it off). After the finest
         level, the optimizer goes on for ``max_iter`` more iterations with the field
-        ``p(v) = (tanh(beta (v - 1/2)) + tanh(beta / 2)) / (2 tanh(beta / 2))`` of the variable,
-        a smooth map of [0, 1] onto itself that pushes values toward 0 and 1, so that the final
-        rounding changes little: without it the relaxed field stays grey in places and rounding
-        roughens the interfaces (TV gap of a 32^3 core of the sample 5 % instead of 1-2 %). The
-        iterations run in two rounds; the second starts from the first's field ``p(v)``, so
-        the projection acts twice and the field ends nearer to binary.
+        ``p(f) = (tanh(beta (f - 1/2)) + tanh(beta / 2)) / (2 tanh(beta / 2))`` of the filtered
+        variable f, a smooth map of [0, 1] onto itself that pushes values toward 0 and 1, so that
+        the final rounding changes little: without it the relaxed field stays grey in places and
+        rounding roughens the interfaces. The iterations run in two rounds, the second with
+        steepness 2 beta (continuation, as in topology optimization).
+    filter_sigma : float
+        The field is the variable filtered by a periodic Gaussian of this standard deviation
+        (voxels of each multigrid level; 0 turns it off), then projected in the sharpening
+        stage (see :mod:`napari_dmcr.reconstruction.field_maps`).
+    match : {"volume", "slices"}
+        Match each direction's mean slice descriptor to the target (the volume's statistics), or
+        every slice's (see :mod:`napari_dmcr.reconstruction.loss`).
+    isotropic_s2 : float
+        Weight of the 3D term that holds the volume's S2 along every 3D vector to the target's
+        radial S2 (one target image, 3D only; 0 turns it off; see
+        :mod:`napari_dmcr.reconstruction.isotropy`).
     cancel : CancelToken, optional
 
     Returns
@@ -356,8 +375,17 @@ def _validate(arguments):
     if levels < 1 or min(shape) // 2 ** (levels - 1) < 4:
         raise InputError(f"{levels} multigrid levels leave less than 4 voxels per side of {shape}")
     sharpen = float(arguments["sharpen"])
-    if not sharpen >= 0:
+    if not 0 <= sharpen < math.inf:
         raise InputError(f"sharpen must be 0 (off) or a positive steepness, got {arguments['sharpen']}")
+    filter_sigma = float(arguments["filter_sigma"])
+    if not 0 <= filter_sigma <= min(shape) / 4:
+        raise InputError(f"filter_sigma must be between 0 (off) and a quarter of the smallest side "
+                         f"({min(shape) / 4:g} voxels), got {arguments['filter_sigma']}")
+    isotropic_s2 = float(arguments["isotropic_s2"])
+    if not 0 <= isotropic_s2 < math.inf:
+        raise InputError(f"isotropic_s2 must be a weight >= 0, got {arguments['isotropic_s2']}")
+    if arguments["match"] not in MATCHES:
+        raise InputError(f"unknown match {arguments['match']!r}; choose from {', '.join(MATCHES)}")
     return {
         "target": target,
         "shape": shape,
@@ -378,6 +406,9 @@ def _validate(arguments):
         "preview_interval_s": float(arguments["preview_interval_s"]),
         "initial": initial,
         "sharpen": sharpen,
+        "filter_sigma": filter_sigma,
+        "match": arguments["match"],
+        "isotropic_s2": isotropic_s2,
         "cancel": arguments["cancel"] or CancelToken(),
     }
 
@@ -417,6 +448,9 @@ def _parameters(settings, chunk_size):
         "seed": settings["seed"],
         "initial_given": settings["initial"] is not None,
         "sharpen": settings["sharpen"],
+        "filter_sigma": settings["filter_sigma"],
+        "match": settings["match"],
+        "isotropic_s2": settings["isotropic_s2"],
         "device": settings["device"],
         "chunk_size": chunk_size,
         "learning_rate": settings["learning_rate"],
@@ -433,8 +467,9 @@ def _parameters(settings, chunk_size):
 class _Phases:
     """How the optimization variable maps to phase fields, for two or more labels."""
 
-    def __init__(self, target, phase):
+    def __init__(self, target, phase, filter_sigma=0.0):
         self.labels = target.labels
+        self.filter_sigma = filter_sigma
         self.multiphase = len(self.labels) > 2
         fractions = target.fractions()
         if self.multiphase:
@@ -470,11 +505,15 @@ class _Phases:
             return torch.log(0.9 * fields + 0.1 / len(self.labels)).to(device)
         return _inside_bounds(fields[0]).to(device)
 
-    def fields(self, variable):
-        return list(torch.softmax(variable, dim=0)) if self.multiphase else [variable]
+    def fields(self, variable, steepness=0.0):
+        """The phase fields of the variable: filtered, then (two phases) projected."""
+        smooth = periodic_gaussian(variable, self.filter_sigma, variable.ndim - self.multiphase)
+        if self.multiphase:
+            return list(torch.softmax(smooth, dim=0))
+        return [projection(smooth, steepness)]
 
-    def preview(self, variable):
-        return self.fields(variable)[self.preview_index]
+    def preview(self, fields):
+        return fields[self.preview_index]
 
     def upsample(self, variable, shape):
         """Linear upsampling of the variable to ``shape``."""
@@ -488,10 +527,16 @@ class _Phases:
         result = self.upsample(variable, shape)
         return result if self.multiphase else _inside_bounds(result)
 
-    def labels_from(self, variable):
-        """Rounded labels with the target fractions, and the scores used."""
+    def upsample_fields(self, fields, shape):
+        """Linear upsampling of phase fields (a list of tensors) to ``shape``."""
+        mode = "bilinear" if len(shape) == 2 else "trilinear"
+        stacked = F.interpolate(torch.stack(fields)[None], size=tuple(shape), mode=mode, align_corners=False)[0]
+        return list(stacked)
+
+    def labels_from(self, fields):
+        """Labels with the target fractions, ranked by the phase fields."""
         with torch.no_grad():
-            fields = [f.detach().cpu().double().numpy() for f in self.fields(variable)]
+            fields = [f.detach().cpu().double().numpy() for f in fields]
         scores = np.stack(fields) if self.multiphase else np.stack([fields[0], 1.0 - fields[0]])
         counts = counts_from_fractions(self.fractions, scores[0].size)
         index = assign_with_counts(scores, counts)
@@ -513,10 +558,30 @@ def _inside_bounds(field, margin=0.05):
     return margin + (1.0 - 2.0 * margin) * field
 
 
-def _projection(steepness):
-    """The sharpening stage's field of the variable: [0, 1] onto itself, toward 0 and 1."""
-    half = math.tanh(steepness / 2)
-    return lambda variable: [(torch.tanh(steepness * (variable - 0.5)) + half) / (2 * half)]
+def _slice_loss(settings, phases, level, chunk_size, cancel=None):
+    """The loss of one multigrid level (full size at level 0), with the isotropic 3D term
+    where it applies: a 3D run from one target image."""
+    shape = _level_shape(settings["shape"], level)
+    target, device = settings["target"], settings["device"]
+    images = pooled_target_fields(target, phases.matched, level, torch.float32, device)
+    isotropic, note = None, None
+    if settings["isotropic_s2"] and len(shape) == 3:
+        if target.characterization is not None:
+            note = "isotropic 3D S2 off: a descriptor file holds no radial S2"
+        elif not target.isotropic:
+            note = "isotropic 3D S2 off: three orthogonal slices describe an anisotropic material"
+        else:
+            isotropic = IsotropicS2(images[0], shape, ISOTROPIC_RANGE, settings["isotropic_s2"],
+                                    settings["target_periodic"])
+    loss = SliceLoss(settings["specs"], images, shape, settings["direction_weights"], chunk_size,
+                     settings["target_periodic"], cancel, settings["match"], isotropic)
+    loss.notes += [note] if note else []
+    return loss
+
+
+def _detached(fields):
+    with torch.no_grad():
+        return [f.detach().clone() for f in fields]
 
 
 def _level_shape(shape, level):
@@ -526,7 +591,7 @@ def _level_shape(shape, level):
 def _run(settings, emit):
     start = time.perf_counter()
     shape, device, cancel = settings["shape"], settings["device"], settings["cancel"]
-    phases = _Phases(settings["target"], settings["phase"])
+    phases = _Phases(settings["target"], settings["phase"], settings["filter_sigma"])
     slice_shape = shape if len(shape) == 2 else tuple(sorted(shape)[1:])
     chunk_size = settings["chunk_size"] or default_chunk_size(
         settings["specs"], slice_shape, settings["memory_budget_gb"]
@@ -555,18 +620,14 @@ def _run(settings, emit):
                     else:
                         variable = phases.next_level_start(variable, level_shape)
                     variable = variable.detach().clone().requires_grad_(True)
-                    loss_fn = SliceLoss(
-                        settings["specs"],
-                        pooled_target_fields(settings["target"], phases.matched, level, torch.float32, device),
-                        level_shape,
-                        settings["direction_weights"],
-                        chunk_size,
-                        settings["target_periodic"],
-                        cancel,
-                    )
+                    loss_fn = _slice_loss(settings, phases, level, chunk_size, cancel)
                     notes.extend(n for n in loss_fn.notes if n not in notes)
-                fields = _projection(settings["sharpen"]) if sharpening else phases.fields
-                preview = (lambda v, fields=fields: fields(v)[0]) if sharpening else phases.preview
+                # Sharpening rounds steepen the projection: beta, 2 beta, ...
+                steepness = settings["sharpen"] * (run - settings["levels"] + 1) if sharpening else 0.0
+
+                def fields(v, steepness=steepness):
+                    return phases.fields(v, steepness)
+
                 where = (
                     f"sharpening, round {run - settings['levels'] + 1} of {len(runs) - settings['levels']}"
                     if sharpening else f"level {settings['levels'] - level}/{settings['levels']}"
@@ -593,7 +654,7 @@ def _run(settings, emit):
                     )
                     if throttle.ready():
                         emit(_step(base_iterations + iteration, total_iterations, stage, loss, errors,
-                                   start, preview(variable), shape))
+                                   start, phases.preview(fields(variable)), shape))
                     if residual <= settings["target_residual"]:
                         raise StopOptimization()
 
@@ -609,19 +670,14 @@ def _run(settings, emit):
                 else:
                     loss, _ = run_adam(variable, evaluate, on_iteration, iterations,
                                        not phases.multiphase, settings["learning_rate"])
-                if sharpening:
-                    with torch.no_grad():
-                        variable = fields(variable)[0].detach().clone().requires_grad_(True)
                 done_iterations = base_iterations + iterations
                 cancel.raise_if_cancelled()
             if loss < best[0]:
-                best = (loss, variable.detach().clone())
+                best = (loss, _detached(fields(variable)))
     except Cancelled:
         cancelled = True
         if best[1] is None and variable is not None:
-            # Mid-sharpening, the field is the projection of the variable (as after a round).
-            current = fields(variable)[0] if sharpening else variable
-            best = (np.inf, current.detach())
+            best = (np.inf, _detached(fields(variable)))
     except torch.cuda.OutOfMemoryError:
         total = torch.cuda.get_device_properties(device).total_memory
         fits = int(0.5 * total // estimate_bytes_per_slice(settings["specs"], slice_shape))
@@ -635,30 +691,25 @@ def _run(settings, emit):
     optimized = time.perf_counter() - start
     if best[1] is None:
         raise Cancelled()
-    final_variable = best[1]
-    if tuple(final_variable.shape[-len(shape):]) != shape:  # cancelled on a coarse level
-        final_variable = phases.upsample(final_variable, shape)
-    labels = phases.labels_from(final_variable)
-    final_loss = SliceLoss(
-        settings["specs"],
-        pooled_target_fields(settings["target"], phases.matched, 0, torch.float32, device),
-        shape,
-        settings["direction_weights"],
-        chunk_size,
-        settings["target_periodic"],
-    )
+    final_fields = best[1]
+    if tuple(final_fields[0].shape) != shape:  # cancelled on a coarse level
+        final_fields = phases.upsample_fields(final_fields, shape)
+    labels = phases.labels_from(final_fields)
+    final_loss = _slice_loss(settings, phases, 0, chunk_size)
     final_errors = final_loss.errors_per_direction(phases.indicator_fields(labels, device))
     weighted = sum(
         w * sum(spec.weight * errors[spec.name] for spec in specs) * len(targets)
         for w, errors, (specs, targets) in zip(settings["direction_weights"], final_errors, final_loss.directions)
     )
+    if final_loss.isotropic is not None:
+        weighted += final_loss.isotropic.weight * final_errors[0]["s2_3d"] * len(phases.matched)
     residual = math.sqrt(weighted / max(final_loss.total_weight, 1e-12))
-    field = phases.preview(final_variable).detach().cpu().numpy().astype(np.float32)
+    field = phases.preview(final_fields).cpu().numpy().astype(np.float32)
     # Mean over the directions (a small direction may have dropped a descriptor).
     names = dict.fromkeys(name for errors in final_errors for name in errors)
     mean_errors = {n: float(np.mean([e[n] for e in final_errors if n in e])) for n in names}
     emit(_step(total_iterations if not cancelled else done_iterations, total_iterations, "done",
-               weighted, mean_errors, start, phases.preview(final_variable), shape))
+               weighted, mean_errors, start, phases.preview(final_fields), shape))
     fractions = {
         str(label): {"target": float(f), "result": float((labels == label).mean())}
         for label, f in zip(phases.labels, settings["target"].fractions())

@@ -1,0 +1,249 @@
+"""3D fidelity: are the cores the material? Unfitted 3D measures against true volumes.
+
+For each truth (a 3D material we can cut slices from) one z slice, or three orthogonal slices,
+is reconstructed to a ``--size``^3 core by each recipe, and the core's unfitted 3D structure
+measures (:mod:`napari_dmcr.evaluation.structure`: percolation, clusters, Euler characteristic,
+chords, local thickness, specific surface, thin voxels, slice-to-slice spread, interface
+alignment, grains) are scored as z-scores against the spread of 8 true sub-volumes of the same
+size. A measure passes within 2 SD; percolation must match the truth's along every axis. The
+slices given are those of the source volume whose phase fraction is closest to its own (a user
+picks a representative slice; a single slice's fraction can be off by several SD of the truth's).
+
+Truths (phase = the reconstructed phase, the minority; grains = the grain label, if any):
+
+* ``sample``: the bundled conglomerate (``conglomerate_volume`` 64^3; slice: z mid-slice of
+  seed 0, truths: seeds 1-8; phase 1 = matrix, grains 0 = gravel);
+* ``berea``: Berea sandstone micro-CT (``berea_dpm_pore_110.npy``, DPM Tools, MIT; phase 1 =
+  pore): the 110x110 z mid-slice; truths: the 8 corner sub-volumes (overlapping);
+* ``blobs``: PoreSpy ``blobs`` (porosity 0.25, blobiness 1.5), a percolating pore network:
+  slice from a 128^3 realization (seed 100), truths: the 8 octants of another (seed 1);
+* ``spheres``: PoreSpy ``polydisperse_spheres`` (porosity 0.6 asked, 0.57 made; radii normal
+  5 +- 1.5), overlapping spheres in a matrix, made as ``blobs``; phase 0 = grains = the spheres.
+
+Recipes: the presets (``cpu``, ``paper`` with VGG weights), Yeong-Torquato (``yt``) and any
+settings under trial (``RECIPES``). Each result records the wall time and its ratio to
+Yeong-Torquato's in the same run. Mid-slices of each core beside the truth are written to
+``docs/images/fidelity3d_<truth>.png``.
+
+Run (tens of minutes on 2 cores for everything; pick with ``--truths`` and ``--recipes``;
+results are merged into the existing JSON)::
+
+    pip install -e ".[benchmarks]"   # PoreSpy, for the synthetic truths
+    python benchmarks/fidelity3d.py --data ../shared/data --truths sample blobs --recipes default yt
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_dmcr.baselines.yeong_torquato import run_yeong_torquato
+from napari_dmcr.descriptors import DescriptorSpec
+from napari_dmcr.evaluation.structure import (
+    passing,
+    percolation,
+    structure_measures,
+    truth_spread,
+    z_scores,
+)
+from napari_dmcr.io.atomic import write_json
+from napari_dmcr.reconstruction import run_reconstruction
+from napari_dmcr.samples import conglomerate_volume
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "fidelity3d.json"
+IMAGES = HERE.parent / "docs" / "images"
+SAMPLE_SIDE = 64  # the bundled sample (dmcr sample): a 64^3 volume, its 64x64 z mid-slice
+SYNTHETIC_SIDE = 128  # PoreSpy truths: a 128x128 slice, true sub-volumes from 128^3
+
+# Engine settings under trial, by name; "yt" is Yeong-Torquato.
+S3_VF = [DescriptorSpec("s3", limit_to=6, levels=2), DescriptorSpec("vf")]
+RECIPES = {
+    "default": {"descriptors": "auto"},  # what a user gets: the cpu preset on a CPU
+    "cpu": {"descriptors": "cpu"},
+    "paper": {"descriptors": "paper"},
+    # The defaults before the 3D-fidelity work, and one change at a time from them:
+    "before": {"descriptors": "cpu", "match": "slices"},
+    "before_one_level": {"descriptors": "cpu", "match": "slices", "multigrid_levels": 1},
+    "before_no_sharpening": {"descriptors": "cpu", "match": "slices", "sharpen": 0.0},
+    "before_no_tv": {"descriptors": S3_VF, "match": "slices"},
+    "volume": {"descriptors": "cpu"},
+    "volume_no_tv": {"descriptors": S3_VF},
+    "filter1_no_tv": {"descriptors": S3_VF, "filter_sigma": 1.0},
+    "filter2_no_tv": {"descriptors": S3_VF, "filter_sigma": 2.0},
+    "before_iso": {"descriptors": "cpu", "match": "slices", "isotropic_s2": 1.0},
+    "volume_iso": {"descriptors": "cpu", "isotropic_s2": 1.0},
+    "filter1_iso": {"descriptors": "cpu", "isotropic_s2": 1.0, "filter_sigma": 1.0},
+    "filter1_iso_no_tv": {"descriptors": S3_VF, "isotropic_s2": 1.0, "filter_sigma": 1.0},
+}
+
+
+def _octants(volume, size):
+    starts = (0, volume.shape[0] - size)
+    return [volume[z : z + size, y : y + size, x : x + size] for z in starts for y in starts for x in starts]
+
+
+def _orthogonal(volume, phase=None):
+    """Slices normal to z, y and x in the engine's orientations: the middle ones, or with
+    ``phase`` those whose fraction of it is closest to the volume's."""
+    fraction = np.mean(volume == phase)
+    index = [
+        int(np.argmin(np.abs(np.mean(volume == phase, axis=tuple(a for a in range(3) if a != axis)) - fraction)))
+        if phase is not None else volume.shape[axis] // 2
+        for axis in range(3)
+    ]
+    return {"z": volume[index[0]], "y": volume[:, index[1]], "x": volume[:, :, index[2]]}
+
+
+def truths(name, data, size):
+    """``(source volume for the slices, true sub-volumes, phase, grains label or None)``."""
+    if name == "sample":
+        radius = SAMPLE_SIDE / 14  # the sample's clast size, whatever the core's size
+        source = conglomerate_volume((SAMPLE_SIDE,) * 3, seed=0)
+        return source, [conglomerate_volume((size,) * 3, seed=s, mean_radius=radius) for s in range(1, 9)], 1, 0
+    if name == "berea":
+        volume = np.load(Path(data) / "berea_dpm_pore_110.npy")
+        return volume, _octants(volume, size), 1, None
+    import porespy
+
+    side = SYNTHETIC_SIDE
+    if name == "blobs":
+        def make(seed):
+            return porespy.generators.blobs([side] * 3, porosity=0.25, blobiness=1.5, seed=seed)
+        # blobs() marks the pore space True; label 1 = pore
+        return make(100).astype(np.uint8), _octants(make(1).astype(np.uint8), size), 1, None
+    if name == "spheres":
+        from scipy import stats
+
+        def make(seed):
+            matrix = porespy.generators.polydisperse_spheres(
+                [side] * 3, porosity=0.6, dist=stats.norm(loc=5, scale=1.5), r_min=2, seed=seed)
+            return matrix.astype(np.uint8)  # 1 = matrix (True outside the spheres), 0 = spheres
+        return make(100), _octants(make(1), size), 0, 0
+    raise SystemExit(f"unknown truth {name!r}")
+
+
+def reconstruct(recipe, target, size, seed, phase):
+    """Labels and wall time of one recipe."""
+    shape = (size,) * 3
+    start = time.perf_counter()
+    if recipe == "yt":
+        if isinstance(target, dict):
+            target = [target[axis] for axis in "zyx"]  # normal to z, y, x
+        labels = run_yeong_torquato(target, shape, phase=phase, seed=seed).labels
+    else:
+        labels = run_reconstruction(target, shape, phase=phase, seed=seed, device="cpu", **RECIPES[recipe]).labels
+    return labels, time.perf_counter() - start
+
+
+def score(labels, spread, truth_percolation, phase, grains):
+    measures = structure_measures(labels, phase, grains=grains)
+    scores = z_scores(measures, spread)
+    good = passing(scores)
+    percolates = percolation(labels, phase)
+    return {
+        "measures": measures,
+        "z": scores,
+        "passing": len(good),
+        "of": len(scores),
+        "failing": sorted(set(scores) - set(good)),
+        "percolates": percolates,
+        "percolation_matches": percolates == truth_percolation,
+    }
+
+
+def mid_slices_figure(path, rows):
+    """Rows of (title, volume): z, y and x mid-slices of each, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 3, figsize=(6.6, 2.3 * len(rows)), squeeze=False)
+    for row, (title, volume) in enumerate(rows):
+        for col, (axis_name, image) in enumerate(_orthogonal(volume).items()):
+            ax = axes[row, col]
+            ax.imshow(image, cmap="gray", interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(title, fontsize=8)
+            if row == 0:
+                ax.set_title(f"normal to {axis_name}", fontsize=8)
+    fig.tight_layout()
+    tmp = Path(str(path) + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def run_truth(name, args, results, save):
+    source, subvolumes, phase, grains = truths(name, args.data, args.size)
+    spread = truth_spread([structure_measures(v, phase, grains=grains) for v in subvolumes])
+    truth_percolation = [bool(np.mean([percolation(v, phase)[a] for v in subvolumes]) >= 0.5) for a in range(3)]
+    entry = results["truths"].setdefault(name, {"recipes": {}})
+    entry.update(
+        phase=phase,
+        grains=grains,
+        size=args.size,
+        slice_shape=list(source.shape[1:]),
+        slice_fraction={axis: float(np.mean(image == phase)) for axis, image in _orthogonal(source, phase).items()},
+        truth_spread=spread,
+        truth_percolation=truth_percolation,
+        truth_percolation_count=[int(sum(percolation(v, phase)[a] for v in subvolumes)) for a in range(3)],
+    )
+    slices = _orthogonal(source, phase)
+    rows = [("truth", subvolumes[0])]
+    for recipe in args.recipes:
+        for mode in args.modes:
+            target = slices["z"] if mode == "one" else slices
+            labels, seconds = reconstruct(recipe, target, args.size, args.seed, phase)
+            record = score(labels, spread, truth_percolation, phase, grains)
+            record.update(seconds=seconds, mode=mode)
+            key = recipe if mode == "one" else f"{recipe}/three"
+            entry["recipes"][key] = record
+            rows.append((f"{key} ({seconds:.0f} s)", labels))
+            save()
+            print(f"{name} {key}: {record['passing']}/{record['of']} pass, percolates {record['percolates']} "
+                  f"(truth {truth_percolation}), {seconds:.0f} s; failing {record['failing']}", flush=True)
+    yt = entry["recipes"].get("yt", {}).get("seconds")
+    for record in entry["recipes"].values():
+        record["time_over_yt"] = record["seconds"] / yt if yt else None
+    mid_slices_figure(Path(args.images) / f"fidelity3d_{name}.png", rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data"))
+    parser.add_argument("--truths", nargs="+", default=["sample", "berea", "blobs", "spheres"])
+    parser.add_argument("--recipes", nargs="+", default=["default", "yt"])
+    parser.add_argument("--modes", nargs="+", default=["one"], choices=["one", "three"])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--images", default=str(IMAGES), help="folder of the mid-slice figures")
+    args = parser.parse_args()
+    out = Path(args.out)
+    results = {"truths": {}}
+    if out.exists():
+        import json
+
+        results = json.loads(out.read_text())
+    results["machine"] = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+                          "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    results["pass_z"] = 2.0
+    for name in args.truths:
+        run_truth(name, args, results, lambda: write_json(out, results))
+        write_json(out, results)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
