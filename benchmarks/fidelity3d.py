@@ -35,7 +35,6 @@ results are merged into the existing JSON)::
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import time
@@ -68,6 +67,7 @@ S3_VF = [DescriptorSpec("s3", limit_to=6, levels=2), DescriptorSpec("vf")]
 RECIPES = {
     "default": {"descriptors": "auto"},  # what a user gets: the cpu preset on a CPU
     "cpu": {"descriptors": "cpu"},
+    "default_100": {"descriptors": "auto", "max_iter": 100},  # half the iterations per level
     "paper": {"descriptors": "paper"},
     # The defaults before the 3D-fidelity work, and one change at a time from them:
     "before": {"descriptors": "cpu", "match": "slices"},
