@@ -187,7 +187,8 @@ def mid_slices_figure(path, rows):
 def run_truth(name, args, results, save):
     source, subvolumes, phase, grains = truths(name, args.data, args.size)
     spread = truth_spread([structure_measures(v, phase, grains=grains) for v in subvolumes])
-    truth_percolation = [bool(np.mean([percolation(v, phase)[a] for v in subvolumes]) >= 0.5) for a in range(3)]
+    counts = np.sum([percolation(v, phase) for v in subvolumes], axis=0)
+    truth_percolation = [bool(2 * c >= len(subvolumes)) for c in counts]
     entry = results["truths"].setdefault(name, {"recipes": {}})
     entry.update(
         phase=phase,
@@ -197,7 +198,7 @@ def run_truth(name, args, results, save):
         slice_fraction={axis: float(np.mean(image == phase)) for axis, image in _orthogonal(source, phase).items()},
         truth_spread=spread,
         truth_percolation=truth_percolation,
-        truth_percolation_count=[int(sum(percolation(v, phase)[a] for v in subvolumes)) for a in range(3)],
+        truth_percolation_count=[int(c) for c in counts],
     )
     slices = _orthogonal(source, phase)
     rows = [("truth", subvolumes[0])]

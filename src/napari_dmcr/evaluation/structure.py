@@ -56,12 +56,12 @@ from scipy import ndimage as ndi
 from skimage import measure, morphology, segmentation
 
 from napari_dmcr.evaluation.morphology import (
-    SURFACE_SIGMA,
     _phase_mask,
     chord_length_distribution,
     connectivity,
     euler_characteristic_density,
     local_thickness,
+    specific_surface_area,
 )
 from napari_dmcr.errors import InputError
 
@@ -112,8 +112,7 @@ def structure_measures(volume, phase, *, grains=None):
     result["thickness_other"] = float(local_thickness(binary, 0)[~mask].mean())
     result["thin_fraction"] = float(np.mean(thickness <= 1))
     area = _interface_area(mask.astype(np.float32))
-    result["specific_surface"] = float(_interface_area(ndi.gaussian_filter(binary.astype(np.float32),
-                                                                            SURFACE_SIGMA)) / mask.sum())
+    result["specific_surface"] = specific_surface_area(binary, 1)
     result["slice_fraction_sd"] = float(np.mean([mask.mean(axis=tuple(a for a in range(3) if a != axis)).std()
                                                  for axis in range(3)]))
     result["interface_alignment"] = float(_voxel_faces(mask) / area) if area else math.nan
