@@ -515,23 +515,15 @@ class _Phases:
     def preview(self, fields):
         return fields[self.preview_index]
 
-    def upsample(self, variable, shape):
-        """Linear upsampling of the variable to ``shape``."""
-        batch = variable[None] if self.multiphase else variable[None, None]
-        mode = "bilinear" if len(shape) == 2 else "trilinear"
-        result = F.interpolate(batch, size=tuple(shape), mode=mode, align_corners=False)[0]
-        return result if self.multiphase else result[0].clamp(0.0, 1.0)
-
     def next_level_start(self, variable, shape):
         """The start of a finer level: the upsampled solution, inside the bounds (two phases)."""
-        result = self.upsample(variable, shape)
-        return result if self.multiphase else _inside_bounds(result)
+        if self.multiphase:
+            return _upsampled(variable, shape)
+        return _inside_bounds(_upsampled(variable[None], shape)[0].clamp(0.0, 1.0))
 
     def upsample_fields(self, fields, shape):
         """Linear upsampling of phase fields (a list of tensors) to ``shape``."""
-        mode = "bilinear" if len(shape) == 2 else "trilinear"
-        stacked = F.interpolate(torch.stack(fields)[None], size=tuple(shape), mode=mode, align_corners=False)[0]
-        return list(stacked)
+        return list(_upsampled(torch.stack(fields), shape))
 
     def labels_from(self, fields):
         """Labels with the target fractions, ranked by the phase fields."""
@@ -577,6 +569,12 @@ def _slice_loss(settings, phases, level, chunk_size, cancel=None):
                      settings["target_periodic"], cancel, settings["match"], isotropic)
     loss.notes += [note] if note else []
     return loss
+
+
+def _upsampled(channels, shape):
+    """(Bi/tri)linear upsampling of a stack of channels ``(c, *grid)`` to ``(c, *shape)``."""
+    mode = "bilinear" if len(shape) == 2 else "trilinear"
+    return F.interpolate(channels[None], size=tuple(shape), mode=mode, align_corners=False)[0]
 
 
 def _detached(fields):
