@@ -259,7 +259,7 @@ def test_initial_state_is_where_the_run_starts():
     image = blobs((32, 32), 0.4)
     start = blobs((16, 16), 0.4, seed=5)
     result = run_reconstruction(image, (16, 16), initial=start, max_iter=1, multigrid_levels=1, **FAST)
-    assert result.parameters["initial_given"]
+    assert result.parameters["start"] == "initial"
     # One iteration from a labeled start moves little: most voxels keep their label.
     assert (result.labels == start).mean() > 0.8
     field = np.random.default_rng(0).random((16, 16))
@@ -286,12 +286,14 @@ def test_a_descriptor_file_target_equals_its_image(tmp_path):
     weights = {spec.name: spec.weight for spec in preset(FAST["descriptors"])}
     specs = (DescriptorSpec("s3", limit_to=3, levels=1), DescriptorSpec("tv", weight=weights["tv"]),
              DescriptorSpec("vf"))
-    # A file holds no radial S2: the isotropic 3D term is off for it (and said so).
-    from_image = run_reconstruction(image, (16, 16, 16), descriptors=specs, max_iter=8, seed=2,
+    # A file holds no radial S2: the isotropic 3D term is off for it (and said so), and the run
+    # starts from noise, not from a Gaussian level cut.
+    from_image = run_reconstruction(image, (16, 16, 16), descriptors=specs, max_iter=8, seed=2, start="random",
                                     multigrid_levels=1, device="cpu", target_residual=0.0, isotropic_s2=0)
     assert any("isotropic 3D S2 off" in note for note in from_file.notes)
     assert [d["name"] for d in from_file.parameters["descriptors"]] == ["s3", "tv", "vf"]
     assert from_file.parameters["multigrid_levels"] == 1
+    assert from_file.parameters["start"] == "random"
     assert from_file.fractions == from_image.fractions
     np.testing.assert_allclose([h["loss"] for h in from_file.history],
                                [h["loss"] for h in from_image.history], rtol=1e-4)

@@ -31,6 +31,7 @@ from napari_dmcr.progress import CancelToken, ProgressStep, Throttle
 # Trial swaps per kernel call: a cancel takes effect within one batch, and the Python overhead
 # between batches stays well under 1% of the time.
 _BATCH_SWAPS = 20_000
+SWAPS_PER_VOXEL = 500  # default swap budget
 # Trial swaps sampled (and rolled back) to set the initial temperature.
 _TEMPERATURE_SAMPLES = 2_000
 
@@ -234,7 +235,7 @@ def yeong_torquato(
         )
 
     if max_swaps is None:
-        max_swaps = 500 * n_voxels
+        max_swaps = SWAPS_PER_VOXEL * n_voxels
     max_swaps = _check_int("max_swaps", max_swaps, 0)
     if stall_swaps is None:
         stall_swaps = 20 * n_voxels

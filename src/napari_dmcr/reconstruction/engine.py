@@ -2,7 +2,9 @@
 
 The field (one phase in [0, 1], or softmax probabilities of every phase when the target has 3+
 labels) is optimized so that its slices along every direction match the target descriptors.
-Coarse-to-fine multigrid: level m solves at ``shape / 2**m`` against targets pooled by
+Two-phase targets start from the level cut of a Gaussian random field with the target's S2
+(:mod:`napari_dmcr.reconstruction.level_cut`) on one level; a random start instead runs
+coarse-to-fine multigrid: level m solves at ``shape / 2**m`` against targets pooled by
 ``2**m``; each finer level starts from the (bi/tri)linear upsampling of the previous solution.
 For two phases a last stage at full size sharpens the field (see :func:`reconstruct`,
 ``sharpen``), and the result is rounded to labels with exactly the target's phase fractions.
@@ -33,12 +35,17 @@ from napari_dmcr.postprocessing.assignment import assign_with_counts, counts_fro
 from napari_dmcr.progress import CancelToken, Cancelled, ProgressStep, Throttle
 from napari_dmcr.reconstruction.field_maps import periodic_gaussian, projection
 from napari_dmcr.reconstruction.isotropy import IsotropicS2
+from napari_dmcr.reconstruction.level_cut import gaussian_level_cut
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb
 from napari_dmcr.reconstruction.targets import make_target
 
 OPTIMIZERS = ("lbfgsb", "adam")
 MATCHES = ("volume", "slices")
+STARTS = ("auto", "gaussian", "random")
+# Default optimizer iterations per level: the Gaussian start already has the material's shapes
+# and needs a short polish; a random start climbs the multigrid levels (fidelity3d.json).
+MAX_ITER = {"gaussian": 30, "random": 200}
 FILTER_SIGMA = 0.0  # default density filter of the field, in voxels (see reconstruct)
 ISOTROPIC_S2 = 1.0  # default weight of the isotropic 3D S2 term (see reconstruct)
 ISOTROPIC_RANGE = 16  # its largest vector length, in voxels of each level
@@ -119,6 +126,35 @@ def default_multigrid_levels(shape):
     return max(1, math.floor(math.log2(min(shape) / 16)) + 1)
 
 
+def resolved_start(start, target, has_initial=False):
+    """The start a run takes: ``"initial"`` (a given state), ``"gaussian"`` or ``"random"``.
+
+    ``"auto"`` is ``"gaussian"`` for two-phase target images and ``"random"`` otherwise (3+
+    phases, a descriptor file: the level cut needs one phase's S2 from an image).
+    """
+    if start not in STARTS:
+        raise InputError(f"unknown start {start!r}; choose from {', '.join(STARTS)}")
+    if has_initial:
+        return "initial"
+    possible = len(target.labels) == 2 and target.characterization is None
+    if start == "gaussian" and not possible:
+        raise InputError("start='gaussian' needs two-phase target images (not a descriptor file); "
+                         "use start='random'")
+    return start if start != "auto" else ("gaussian" if possible else "random")
+
+
+def schedule(start, shape, max_iter=None, levels=None):
+    """``(levels, max_iter)`` of a run from ``start``: the given values or their defaults.
+
+    A Gaussian start runs on one level, :data:`MAX_ITER` iterations; a random one (or a given
+    state) on :func:`default_multigrid_levels`, 200 iterations per level.
+    """
+    key = "gaussian" if start == "gaussian" else "random"
+    if levels is None:
+        levels = 1 if key == "gaussian" else default_multigrid_levels(shape)
+    return int(levels), int(MAX_ITER[key] if max_iter is None else max_iter)
+
+
 def stages(levels, n_labels, max_iter, sharpen=SHARPEN):
     """The optimizer runs of one reconstruction, in order, as ``(level, sharpening, iterations)``.
 
@@ -150,7 +186,7 @@ def reconstruct(
     phase=None,
     direction_weights=(1.0, 1.0, 1.0),
     optimizer="lbfgsb",
-    max_iter=200,
+    max_iter=None,
     multigrid_levels=None,
     target_residual=0.005,
     restarts=0,
@@ -166,6 +202,7 @@ def reconstruct(
     filter_sigma=FILTER_SIGMA,
     match="volume",
     isotropic_s2=ISOTROPIC_S2,
+    start="auto",
     cancel=None,
 ):
     """Reconstruct a 2D image or 3D volume whose slices match the target's descriptors.
@@ -189,11 +226,12 @@ def reconstruct(
         Weights of the slices normal to z, y and x (3D only).
     optimizer : {"lbfgsb", "adam"}
         L-BFGS-B with exact [0, 1] bounds, or Adam with clamping.
-    max_iter : int
+    max_iter : int, optional
         Optimizer iterations per multigrid level (function evaluations may be more; see
-        :mod:`optimizers`).
+        :mod:`optimizers`). Default: 30 from a Gaussian start, 200 from a random one.
     multigrid_levels : int, optional
-        Coarse-to-fine levels (1 = none). Default: as many as keep the coarsest side >= 16.
+        Coarse-to-fine levels (1 = none). Default: 1 from a Gaussian start, else as many as keep
+        the coarsest side >= 16.
     target_residual : float
         Stop a level once the residual (weighted RMS relative descriptor error) is below this.
     restarts : int
@@ -235,6 +273,11 @@ def reconstruct(
         Weight of the 3D term that holds the volume's S2 along every 3D vector to the target's
         radial S2 (one target image, 3D only; 0 turns it off; see
         :mod:`napari_dmcr.reconstruction.isotropy`).
+    start : {"auto", "gaussian", "random"}
+        The start field: the level cut of a Gaussian random field fitted to the target's S2
+        (seeded; see :mod:`napari_dmcr.reconstruction.level_cut`), or noise around the phase
+        fraction. "auto": Gaussian for two-phase target images, else random. ``initial``, when
+        given, is the start instead.
     cancel : CancelToken, optional
 
     Returns
@@ -341,7 +384,7 @@ def _validate(arguments):
         raise InputError("descriptors must be a preset name or a sequence of DescriptorSpec")
     if arguments["optimizer"] not in OPTIMIZERS:
         raise InputError(f"unknown optimizer {arguments['optimizer']!r}; choose from {', '.join(OPTIMIZERS)}")
-    if int(arguments["max_iter"]) < 1:
+    if arguments["max_iter"] is not None and int(arguments["max_iter"]) < 1:
         raise InputError("max_iter must be at least 1")
     direction_weights = tuple(float(w) for w in arguments["direction_weights"])
     if len(shape) == 3 and (len(direction_weights) != 3 or min(direction_weights) < 0):
@@ -362,6 +405,7 @@ def _validate(arguments):
         initial = _check_initial(initial, shape, target, phase)
         if int(arguments["restarts"]):
             raise InputError("restarts start from other random fields; give either initial or restarts")
+    start = resolved_start(arguments["start"], target, initial is not None)
     levels = arguments["multigrid_levels"]
     if target.characterization is not None:
         # Coarse levels match the target pooled to their resolution: a file holds no such values.
@@ -369,9 +413,7 @@ def _validate(arguments):
             raise InputError("a descriptor-file target reconstructs on one multigrid level; "
                              "give the image itself for coarse-to-fine")
         levels = 1
-    if levels is None:
-        levels = default_multigrid_levels(shape)
-    levels = int(levels)
+    levels, max_iter = schedule(start, shape, arguments["max_iter"], levels)
     if levels < 1 or min(shape) // 2 ** (levels - 1) < 4:
         raise InputError(f"{levels} multigrid levels leave less than 4 voxels per side of {shape}")
     sharpen = float(arguments["sharpen"])
@@ -393,8 +435,9 @@ def _validate(arguments):
         "phase": phase,
         "direction_weights": direction_weights,
         "optimizer": arguments["optimizer"],
-        "max_iter": int(arguments["max_iter"]),
+        "max_iter": max_iter,
         "levels": levels,
+        "start": start,
         "target_residual": float(arguments["target_residual"]),
         "restarts": int(arguments["restarts"]),
         "seed": int(arguments["seed"]),
@@ -446,7 +489,7 @@ def _parameters(settings, chunk_size):
         "target_residual": settings["target_residual"],
         "restarts": settings["restarts"],
         "seed": settings["seed"],
-        "initial_given": settings["initial"] is not None,
+        "start": settings["start"],
         "sharpen": settings["sharpen"],
         "filter_sigma": settings["filter_sigma"],
         "match": settings["match"],
@@ -613,6 +656,11 @@ def _run(settings, emit):
                 if not sharpening:
                     if variable is None and settings["initial"] is not None:
                         variable = phases.start(settings["initial"], level_shape, device)
+                    elif variable is None and settings["start"] == "gaussian":
+                        cut = gaussian_level_cut(settings["target"].images, settings["phase"], shape,
+                                                 settings["seed"] + restart, periodic=settings["target_periodic"])
+                        # Soft, not 0/1: L-BFGS-B crawls from variables on their bounds.
+                        variable = phases.start(np.where(cut, 0.9, 0.1), level_shape, device)
                     elif variable is None:
                         variable = phases.initial(level_shape, generator, device)
                     else:

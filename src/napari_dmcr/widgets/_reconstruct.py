@@ -21,11 +21,15 @@ from napari_dmcr.descriptors import PRESETS, characterize, preset
 from napari_dmcr.errors import DeviceMemoryError, InputError
 from napari_dmcr.plotting.descriptors import plot_gram_summary, plot_s2, plot_s3, plot_scalars
 from napari_dmcr.progress import CancelToken
+from napari_dmcr.baselines.yeong_torquato import SWAPS_PER_VOXEL
 from napari_dmcr.reconstruction import (
+    MAX_ITER,
     default_chunk_size,
-    default_multigrid_levels,
+    make_target,
     planned_iterations,
     resolve_device,
+    resolved_start,
+    schedule,
 )
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._estimate import estimate_run, largest_fitting_side
@@ -216,7 +220,7 @@ class ReconstructWidget(QWidget):
             widgets=self._direction_weights,
         )
         self._levels = SpinBox(label="multigrid levels (0 = auto)", min=0, max=8, value=0)
-        self._iterations = SpinBox(label="iterations per level", min=1, max=1_000_000, value=200)
+        self._iterations = SpinBox(label="iterations per level", min=1, max=1_000_000, value=MAX_ITER["gaussian"])
         self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self._chunk = SpinBox(label="chunk size (0 = auto)", min=0, max=4096, value=0)
         self._seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
@@ -436,6 +440,7 @@ class ReconstructWidget(QWidget):
         self._iterations.label = (
             "iterations per level" if differentiable else "trial swaps per voxel"
         )
+        self._iterations.value = MAX_ITER["gaussian"] if differentiable else SWAPS_PER_VOXEL
         self._update_estimate()
 
     def _update_estimate(self, value=None):
@@ -811,9 +816,10 @@ def _expected_iterations(request):
     """The ``total`` the engine will report: iterations over all its runs, or trial swaps."""
     if request.method == YEONG_TORQUATO:
         return request.options["max_swaps"]
-    levels = request.options["multigrid_levels"] or default_multigrid_levels(request.shape)
-    images = list(request.target.values()) if isinstance(request.target, dict) else [request.target]
-    return planned_iterations(levels, len(np.unique(images[0])), request.options["max_iter"])
+    target = make_target(request.target, len(request.shape))
+    levels, max_iter = schedule(resolved_start("auto", target), request.shape,
+                                request.options["max_iter"], request.options["multigrid_levels"])
+    return planned_iterations(levels, len(target.labels), max_iter)
 
 
 def _leave_a_core_for_the_viewer():
