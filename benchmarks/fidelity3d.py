@@ -20,8 +20,9 @@ Truths (phase = the reconstructed phase, the minority; grains = the grain label,
 * ``spheres``: PoreSpy ``polydisperse_spheres`` (porosity 0.6 asked, 0.57 made; radii normal
   5 +- 1.5), overlapping spheres in a matrix, made as ``blobs``; phase 0 = grains = the spheres.
 
-Recipes: the presets (``cpu``, ``paper`` with VGG weights), Yeong-Torquato (``yt``) and any
-settings under trial (``RECIPES``). Each result records the wall time and its ratio to
+Recipes: the presets (``cpu``, ``paper`` with VGG weights), Yeong-Torquato (``yt``), the
+default's fitted start alone without the optimizer (``start``) and any settings under trial
+(``RECIPES``). Each result records the wall time and its ratio to
 Yeong-Torquato's in the same run. Mid-slices of each core beside the truth are written to
 ``docs/images/fidelity3d_<truth>.png``.
 
@@ -54,7 +55,7 @@ from napari_dmcr.evaluation.structure import (
 )
 from napari_dmcr.io.atomic import write_json
 from napari_dmcr.reconstruction import run_reconstruction
-from napari_dmcr.reconstruction.level_cut import gaussian_level_cut
+from napari_dmcr.reconstruction.starts import fitted_start
 from napari_dmcr.samples import conglomerate_volume
 
 HERE = Path(__file__).resolve().parent
@@ -69,11 +70,13 @@ RECIPES = {
     "default": {"descriptors": "auto"},  # what a user gets: the cpu preset on a CPU
     "cpu": {"descriptors": "cpu"},
     "paper": {"descriptors": "paper"},
-    # From the Gaussian level cut (the default start): more polish iterations.
-    "gaussian_60": {"descriptors": "auto", "max_iter": 60},
+    # One start model only (the default picks one by its slices), with the isotropic 3D S2 term:
+    "gaussian_iso": {"descriptors": "auto", "start": "gaussian", "isotropic_s2": 1.0},
+    "gaussian": {"descriptors": "auto", "start": "gaussian"},
+    "spheres": {"descriptors": "auto", "start": "spheres"},
     # The default before the Gaussian start: a random start, multigrid, 200 iterations per level.
-    "random_start": {"descriptors": "auto", "start": "random"},
-    "default_100": {"descriptors": "auto", "start": "random", "max_iter": 100},  # half of them
+    "random_start": {"descriptors": "auto", "start": "random", "isotropic_s2": 1.0},
+    "default_100": {"descriptors": "auto", "start": "random", "isotropic_s2": 1.0, "max_iter": 100},
     # The defaults before the 3D-fidelity work, and one change at a time from them:
     "before": {"descriptors": "cpu", "match": "slices", "isotropic_s2": 0.0, "start": "random"},
     "before_one_level": {"descriptors": "cpu", "match": "slices", "isotropic_s2": 0.0, "multigrid_levels": 1, "start": "random"},
@@ -88,7 +91,7 @@ RECIPES = {
     "filter1_iso": {"descriptors": "cpu", "isotropic_s2": 1.0, "filter_sigma": 1.0, "start": "random"},
     "filter1_iso_no_tv": {"descriptors": S3_VF, "isotropic_s2": 1.0, "filter_sigma": 1.0, "start": "random"},
 }
-# Special recipes: "yt" (Yeong-Torquato) and "level_cut" (the Gaussian start alone, no optimizer).
+# Special recipes: "yt" (Yeong-Torquato) and "start" (the default's fitted start alone, no optimizer).
 
 
 def _octants(volume, size):
@@ -137,20 +140,23 @@ def truths(name, data, size):
 
 
 def reconstruct(recipe, target, size, seed, phase):
-    """Labels and wall time of one recipe."""
+    """Labels, wall time and the start model chosen (None for Yeong-Torquato) of one recipe."""
     shape = (size,) * 3
     start = time.perf_counter()
+    model = None
     if recipe == "yt":
         if isinstance(target, dict):
             target = [target[axis] for axis in "zyx"]  # normal to z, y, x
         labels = run_yeong_torquato(target, shape, phase=phase, seed=seed).labels
-    elif recipe == "level_cut":
+    elif recipe == "start":
         images = list(target.values()) if isinstance(target, dict) else [target]
         other = [label for label in np.unique(images[0]) if label != phase][0]
-        labels = np.where(gaussian_level_cut(images, phase, shape, seed), phase, other).astype(np.uint8)
+        cut, model = fitted_start(images, phase, shape, seed)
+        labels = np.where(cut, phase, other).astype(np.uint8)
     else:
-        labels = run_reconstruction(target, shape, phase=phase, seed=seed, device="cpu", **RECIPES[recipe]).labels
-    return labels, time.perf_counter() - start
+        result = run_reconstruction(target, shape, phase=phase, seed=seed, device="cpu", **RECIPES[recipe])
+        labels, model = result.labels, result.parameters.get("start_model")
+    return labels, time.perf_counter() - start, model
 
 
 def score(labels, spread, truth_percolation, phase, grains):
@@ -215,17 +221,17 @@ def run_truth(name, args, results, save):
     for recipe in args.recipes:
         for mode in args.modes:
             target = slices["z"] if mode == "one" else slices
-            labels, seconds = reconstruct(recipe, target, args.size, args.seed, phase)
+            labels, seconds, model = reconstruct(recipe, target, args.size, args.seed, phase)
             record = score(labels, spread, truth_percolation, phase, grains)
-            record.update(seconds=seconds, mode=mode)
+            record.update(seconds=seconds, mode=mode, start_model=model)
             key = recipe if mode == "one" else f"{recipe}/three"
             entry["recipes"][key] = record
             rows.append((f"{key} ({seconds:.0f} s)", labels))
             save()
             print(f"{name} {key}: {record['passing']}/{record['of']} pass, percolates {record['percolates']} "
                   f"(truth {truth_percolation}), {seconds:.0f} s; failing {record['failing']}", flush=True)
-    yt = entry["recipes"].get("yt", {}).get("seconds")
-    for record in entry["recipes"].values():
+    for key, record in entry["recipes"].items():
+        yt = entry["recipes"].get("yt/three" if key.endswith("/three") else "yt", {}).get("seconds")
         record["time_over_yt"] = record["seconds"] / yt if yt else None
     mid_slices_figure(Path(args.images) / f"fidelity3d_{name}.png", rows)
 

@@ -7,7 +7,7 @@ bash scripts/setup.sh
 out=runs/sample
 dmcr=.venv/bin/dmcr
 $dmcr sample --out "$out"
-$dmcr reconstruct "$out/slice.npy" --shape 48 48 48 --max-iter 150 --out "$out/core.npy"
+$dmcr reconstruct "$out/slice.npy" --shape 64 64 64 --out "$out/core.npy"
 $dmcr evaluate --original "$out/slice.npy" --recon "$out/core.npy" --truth "$out/truth.npy" \
   --periodic --out "$out/evaluation.json"
 $dmcr export "$out/core.npy" --format f3grid --voxel-size 0.001 --out "$out/core.f3grid"

@@ -80,7 +80,7 @@ def test_engine_starts_from_the_cut_by_default_and_from_noise_when_it_cannot():
     image = smooth_image(48, 2.0, 0.3, seed=3)
     # A residual target that the first iteration meets: the run records its defaults and stops.
     result = run_reconstruction(image, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0)
-    assert result.parameters["start"] == "gaussian"
+    assert result.parameters["start"] == "auto" and result.parameters["start_model"]["model"] in ("gaussian", "spheres")
     assert (result.parameters["multigrid_levels"], result.parameters["max_iter"]) == (1, 30)
     result = run_reconstruction(image, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0,
                                 start="random")

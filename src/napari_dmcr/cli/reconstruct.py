@@ -48,13 +48,14 @@ def add_parser(subparsers):
     parser.add_argument("--s3-limit", type=int, help="S3 window size (default of the preset: 6)")
     parser.add_argument("--phase", type=int, help="label to match (default: the minority phase)")
     parser.add_argument("--optimizer", choices=("lbfgsb", "adam"), default="lbfgsb")
-    parser.add_argument("--start", choices=("auto", "gaussian", "random"), default="auto",
-                        help="start field: level cut of a Gaussian field fitted to S2, or noise (random); "
-                        "auto = gaussian for two phases (default: %(default)s)")
+    parser.add_argument("--start", choices=("auto", "gaussian", "spheres", "random"), default="auto",
+                        help="start field: a model fitted to S2 (level cut of a Gaussian field, or "
+                        "overlapping spheres), or noise (random); auto = the model whose slices look most "
+                        "like the target, for two phases (default: %(default)s)")
     parser.add_argument("--max-iter", type=int,
-                        help="iterations per multigrid level (default: 30 from a Gaussian start, 200 from a random one)")
+                        help="iterations per multigrid level (default: 30 from a fitted start, 200 from a random one)")
     parser.add_argument("--levels", type=int,
-                        help="multigrid levels (default: 1 from a Gaussian start, else down to 16 voxels)")
+                        help="multigrid levels (default: 1 from a fitted start, else down to 16 voxels)")
     parser.add_argument("--target-residual", type=float, default=0.005,
                         help="stop a level at this weighted RMS relative error (default: %(default)s)")
     parser.add_argument("--restarts", type=int, default=0)

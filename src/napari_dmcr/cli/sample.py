@@ -10,7 +10,8 @@ def add_parser(subparsers):
         "sample",
         help="write the bundled synthetic conglomerate slice and its 3D truth",
         description="Write the procedurally generated conglomerate (label 1 = matrix, 0 = gravel) as "
-        "OUT/slice.npy (the middle z slice) and OUT/truth.npy (the whole volume).",
+        "OUT/slice.npy (the middle z slice), OUT/x.npy, y.npy, z.npy (the middle slices normal to x, y "
+        "and z, for --slices) and OUT/truth.npy (the whole volume).",
     )
     parser.add_argument("--out", default="sample", help="output folder (default: %(default)s)")
     parser.add_argument("--size", type=int, default=64, help="side of the cube in voxels (default: %(default)s)")
@@ -29,4 +30,8 @@ def run(args):
     truth = write_volume(out / "truth.npy", volume, parameters={**parameters, "content": "3D truth"})
     slice_path = write_volume(out / "slice.npy", volume[args.size // 2],
                               parameters={**parameters, "content": f"z slice {args.size // 2} of the truth"})
+    middle = args.size // 2
+    for axis, image in (("x", volume[:, :, middle]), ("y", volume[:, middle]), ("z", volume[middle])):
+        write_volume(out / f"{axis}.npy", image,
+                     parameters={**parameters, "content": f"{axis} slice {middle} of the truth"})
     print(f"slice: {slice_path} ({(volume[args.size // 2] == 1).mean():.3f} matrix)  truth: {truth}")

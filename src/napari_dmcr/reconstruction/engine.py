@@ -2,8 +2,9 @@
 
 The field (one phase in [0, 1], or softmax probabilities of every phase when the target has 3+
 labels) is optimized so that its slices along every direction match the target descriptors.
-Two-phase targets start from the level cut of a Gaussian random field with the target's S2
-(:mod:`napari_dmcr.reconstruction.level_cut`) on one level; a random start instead runs
+Two-phase targets start from a structural model fitted to the target (the level cut of a
+Gaussian random field or overlapping spheres, see :mod:`napari_dmcr.reconstruction.starts`) on
+one level; a random start instead runs
 coarse-to-fine multigrid: level m solves at ``shape / 2**m`` against targets pooled by
 ``2**m``; each finer level starts from the (bi/tri)linear upsampling of the previous solution.
 For two phases a last stage at full size sharpens the field (see :func:`reconstruct`,
@@ -35,19 +36,19 @@ from napari_dmcr.postprocessing.assignment import assign_with_counts, counts_fro
 from napari_dmcr.progress import CancelToken, Cancelled, ProgressStep, Throttle
 from napari_dmcr.reconstruction.field_maps import periodic_gaussian, projection
 from napari_dmcr.reconstruction.isotropy import IsotropicS2
-from napari_dmcr.reconstruction.level_cut import gaussian_level_cut
+from napari_dmcr.reconstruction.starts import MODELS, fitted_start
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb
 from napari_dmcr.reconstruction.targets import make_target
 
 OPTIMIZERS = ("lbfgsb", "adam")
 MATCHES = ("volume", "slices")
-STARTS = ("auto", "gaussian", "random")
-# Default optimizer iterations per level: the Gaussian start already has the material's shapes
-# and needs a short polish; a random start climbs the multigrid levels (fidelity3d.json).
-MAX_ITER = {"gaussian": 30, "random": 200}
+STARTS = ("auto", *MODELS, "random")
+# Default optimizer iterations per level: a fitted start already has the material's shapes and
+# needs a short polish; a random start climbs the multigrid levels (fidelity3d.json).
+MAX_ITER = {"fitted": 30, "random": 200}
 FILTER_SIGMA = 0.0  # default density filter of the field, in voxels (see reconstruct)
-ISOTROPIC_S2 = 1.0  # default weight of the isotropic 3D S2 term (see reconstruct)
+ISOTROPIC_S2 = 0.0  # default weight of the isotropic 3D S2 term (fitted starts are isotropic)
 ISOTROPIC_RANGE = 16  # its largest vector length, in voxels of each level
 SHARPEN = 8.0  # default steepness of the sharpening stage (see reconstruct)
 
@@ -126,32 +127,35 @@ def default_multigrid_levels(shape):
     return max(1, math.floor(math.log2(min(shape) / 16)) + 1)
 
 
-def resolved_start(start, target, has_initial=False):
-    """The start a run takes: ``"initial"`` (a given state), ``"gaussian"`` or ``"random"``.
+def resolved_start(start, target, shape, has_initial=False):
+    """The start a run takes: ``"initial"`` (a given state), a model, ``"auto"`` or ``"random"``.
 
-    ``"auto"`` is ``"gaussian"`` for two-phase target images and ``"random"`` otherwise (3+
-    phases, a descriptor file: the level cut needs one phase's S2 from an image).
+    ``"auto"`` (the best-fitting of :data:`~napari_dmcr.reconstruction.starts.MODELS`) stays
+    ``"auto"`` for two-phase target images and becomes ``"random"`` otherwise (3+ phases, a
+    descriptor file: the models are fitted to one phase's S2 in an image).
     """
     if start not in STARTS:
         raise InputError(f"unknown start {start!r}; choose from {', '.join(STARTS)}")
     if has_initial:
         return "initial"
     possible = len(target.labels) == 2 and target.characterization is None
-    if start == "gaussian" and not possible:
-        raise InputError("start='gaussian' needs two-phase target images (not a descriptor file); "
+    if start in MODELS and not possible:
+        raise InputError(f"start={start!r} needs two-phase target images (not a descriptor file); "
                          "use start='random'")
-    return start if start != "auto" else ("gaussian" if possible else "random")
+    if start == "spheres" and len(shape) != 3:
+        raise InputError("start='spheres' is a 3D model; use 'gaussian' for a 2D output")
+    return start if start != "auto" or possible else "random"
 
 
 def schedule(start, shape, max_iter=None, levels=None):
     """``(levels, max_iter)`` of a run from ``start``: the given values or their defaults.
 
-    A Gaussian start runs on one level, :data:`MAX_ITER` iterations; a random one (or a given
+    A fitted start runs on one level, :data:`MAX_ITER` iterations; a random one (or a given
     state) on :func:`default_multigrid_levels`, 200 iterations per level.
     """
-    key = "gaussian" if start == "gaussian" else "random"
+    key = "random" if start in ("random", "initial") else "fitted"
     if levels is None:
-        levels = 1 if key == "gaussian" else default_multigrid_levels(shape)
+        levels = 1 if key == "fitted" else default_multigrid_levels(shape)
     return int(levels), int(MAX_ITER[key] if max_iter is None else max_iter)
 
 
@@ -228,9 +232,9 @@ def reconstruct(
         L-BFGS-B with exact [0, 1] bounds, or Adam with clamping.
     max_iter : int, optional
         Optimizer iterations per multigrid level (function evaluations may be more; see
-        :mod:`optimizers`). Default: 30 from a Gaussian start, 200 from a random one.
+        :mod:`optimizers`). Default: 30 from a fitted start, 200 from a random one.
     multigrid_levels : int, optional
-        Coarse-to-fine levels (1 = none). Default: 1 from a Gaussian start, else as many as keep
+        Coarse-to-fine levels (1 = none). Default: 1 from a fitted start, else as many as keep
         the coarsest side >= 16.
     target_residual : float
         Stop a level once the residual (weighted RMS relative descriptor error) is below this.
@@ -273,11 +277,13 @@ def reconstruct(
         Weight of the 3D term that holds the volume's S2 along every 3D vector to the target's
         radial S2 (one target image, 3D only; 0 turns it off; see
         :mod:`napari_dmcr.reconstruction.isotropy`).
-    start : {"auto", "gaussian", "random"}
-        The start field: the level cut of a Gaussian random field fitted to the target's S2
-        (seeded; see :mod:`napari_dmcr.reconstruction.level_cut`), or noise around the phase
-        fraction. "auto": Gaussian for two-phase target images, else random. ``initial``, when
-        given, is the start instead.
+    start : {"auto", "gaussian", "spheres", "random"}
+        The start field: a structural model fitted to the target's S2 (seeded) — the level cut
+        of a Gaussian random field, or overlapping spheres of either label (3D) — or noise
+        around the phase fraction. "auto": of the models, the one whose slices look most like
+        the target (see :mod:`napari_dmcr.reconstruction.starts`; the choice is recorded in
+        ``parameters["start_model"]``) for two-phase target images, else random. ``initial``,
+        when given, is the start instead.
     cancel : CancelToken, optional
 
     Returns
@@ -405,7 +411,7 @@ def _validate(arguments):
         initial = _check_initial(initial, shape, target, phase)
         if int(arguments["restarts"]):
             raise InputError("restarts start from other random fields; give either initial or restarts")
-    start = resolved_start(arguments["start"], target, initial is not None)
+    start = resolved_start(arguments["start"], target, shape, initial is not None)
     levels = arguments["multigrid_levels"]
     if target.characterization is not None:
         # Coarse levels match the target pooled to their resolution: a file holds no such values.
@@ -656,9 +662,12 @@ def _run(settings, emit):
                 if not sharpening:
                     if variable is None and settings["initial"] is not None:
                         variable = phases.start(settings["initial"], level_shape, device)
-                    elif variable is None and settings["start"] == "gaussian":
-                        cut = gaussian_level_cut(settings["target"].images, settings["phase"], shape,
-                                                 settings["seed"] + restart, periodic=settings["target_periodic"])
+                    elif variable is None and settings["start"] not in ("random", "initial"):
+                        models = MODELS if settings["start"] == "auto" else (settings["start"],)
+                        cut, choice = fitted_start(settings["target"].images, settings["phase"], shape,
+                                                   settings["seed"] + restart, models=models,
+                                                   periodic=settings["target_periodic"])
+                        parameters.setdefault("start_model", choice)  # the first start's
                         # Soft, not 0/1: L-BFGS-B crawls from variables on their bounds.
                         variable = phases.start(np.where(cut, 0.9, 0.1), level_shape, device)
                     elif variable is None:

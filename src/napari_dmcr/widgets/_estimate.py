@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 from napari_dmcr.reconstruction.engine import (
     default_chunk_size,
-    default_multigrid_levels,
     estimate_bytes_per_slice,
+    schedule,
 )
 
-# Seconds per byte of the per-slice cost model, per iteration (line searches included).
-_SECONDS_PER_COST_BYTE = {"cpu": 1.3e-8, "cuda": 3e-10}
+# Seconds per byte of the per-slice cost model, per iteration (line searches included); CPU: a
+# 64^3 core of the cpu preset, 30 + 30 iterations, takes about 60 s on one core (fidelity3d.json).
+_SECONDS_PER_COST_BYTE = {"cpu": 7e-10, "cuda": 3e-10}
 # Yeong-Torquato trial swaps per second times the S2 range (numba kernel, one core).
 _SWAP_LAG_RATE = 1.7e7
 # L-BFGS-B keeps 20 correction pairs and a few work vectors in float64 on the host.
@@ -86,7 +87,8 @@ def estimate_run(
     iterations : int
         Iterations per multigrid level (differentiable) or trial swaps per voxel (Yeong-Torquato).
     levels : int, optional
-        Multigrid levels; the engine's default when None.
+        Multigrid levels; when None, the engine's default for a two-phase slice (one level from
+        the fitted start).
     chunk_size : int, optional
         Slices per chunk; the engine's default when None.
     max_lag : int, optional
@@ -106,9 +108,10 @@ def estimate_run(
     field_bytes = _FIELD_BYTES_PER_VOXEL * voxels
     device_bytes = field_bytes + min(chunk, max(shape)) * per_slice
     host_bytes = _LBFGSB_BYTES_PER_VOXEL * voxels
-    levels = levels or default_multigrid_levels(shape)
-    # Each coarser level has 8x fewer voxels: the cost of all levels is the finest one's times 8/7.
-    level_factor = sum(8.0**-level for level in range(levels))
+    levels = levels or schedule("auto", shape)[0]
+    # Each coarser level has 8x fewer voxels: the cost of all levels is the finest one's times 8/7;
+    # the sharpening stage (two phases) runs as many iterations again at full size.
+    level_factor = sum(8.0**-level for level in range(levels)) + 1.0
     cost_per_iteration = 3 * max(shape) * per_slice * level_factor
     rate = _SECONDS_PER_COST_BYTE["cuda" if device.startswith("cuda") else "cpu"]
     on_cpu = not device.startswith("cuda")

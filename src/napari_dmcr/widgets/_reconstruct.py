@@ -220,7 +220,7 @@ class ReconstructWidget(QWidget):
             widgets=self._direction_weights,
         )
         self._levels = SpinBox(label="multigrid levels (0 = auto)", min=0, max=8, value=0)
-        self._iterations = SpinBox(label="iterations per level", min=1, max=1_000_000, value=MAX_ITER["gaussian"])
+        self._iterations = SpinBox(label="iterations per level", min=1, max=1_000_000, value=MAX_ITER["fitted"])
         self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self._chunk = SpinBox(label="chunk size (0 = auto)", min=0, max=4096, value=0)
         self._seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
@@ -440,7 +440,7 @@ class ReconstructWidget(QWidget):
         self._iterations.label = (
             "iterations per level" if differentiable else "trial swaps per voxel"
         )
-        self._iterations.value = MAX_ITER["gaussian"] if differentiable else SWAPS_PER_VOXEL
+        self._iterations.value = MAX_ITER["fitted"] if differentiable else SWAPS_PER_VOXEL
         self._update_estimate()
 
     def _update_estimate(self, value=None):
@@ -817,7 +817,7 @@ def _expected_iterations(request):
     if request.method == YEONG_TORQUATO:
         return request.options["max_swaps"]
     target = make_target(request.target, len(request.shape))
-    levels, max_iter = schedule(resolved_start("auto", target), request.shape,
+    levels, max_iter = schedule(resolved_start("auto", target, request.shape), request.shape,
                                 request.options["max_iter"], request.options["multigrid_levels"])
     return planned_iterations(levels, len(target.labels), max_iter)
 

@@ -1,0 +1,73 @@
+"""Overlapping spheres against closed forms, and the choice between the fitted start models."""
+
+import numpy as np
+import pytest
+from scipy.ndimage import distance_transform_edt, gaussian_filter
+
+from napari_dmcr.descriptors import s2_radial
+from napari_dmcr.reconstruction import run_reconstruction
+from napari_dmcr.reconstruction.boolean_spheres import boolean_spheres, fit_sphere_radii, union_volume
+from napari_dmcr.reconstruction.starts import fitted_start
+
+
+def poisson_spheres(side, radius, grain_fraction, seed):
+    """Brute force: a periodic Boolean model of spheres of one radius (True = in a sphere), by
+    the exact distance transform to the centres and their periodic copies near the box."""
+    rng = np.random.default_rng(seed)
+    volume = 4 / 3 * np.pi * radius**3
+    count = rng.poisson(-np.log(1 - grain_fraction) / volume * side**3)
+    margin = int(np.ceil(radius)) + 1
+    padded = np.ones((side + 2 * margin,) * 3, bool)
+    for centre in rng.integers(0, side, (count, 3)):
+        for shift in np.ndindex(3, 3, 3):
+            where = centre + (np.array(shift) - 1) * side + margin
+            if np.all((where >= 0) & (where < side + 2 * margin)):
+                padded[tuple(where)] = False
+    inner = (slice(margin, margin + side),) * 3
+    return distance_transform_edt(padded)[inner] <= radius
+
+
+def test_union_volume_is_that_of_two_digitized_spheres():
+    radius = 15.0
+    grid = np.mgrid[-20:56, -20:21, -20:21].astype(float)  # both spheres inside
+    for distance in (0.0, 10.0, 22.0, 35.0):
+        first = ((grid[0]) ** 2 + grid[1] ** 2 + grid[2] ** 2) <= radius**2
+        second = ((grid[0] - distance) ** 2 + grid[1] ** 2 + grid[2] ** 2) <= radius**2
+        assert (first | second).sum() == pytest.approx(union_volume(distance, radius), rel=0.01)
+
+
+def test_fit_recovers_the_radius_and_the_generated_spheres_have_its_s2():
+    truth = poisson_spheres(96, 6.0, 0.4, seed=0)
+    images = [truth[k].astype(np.uint8) for k in (10, 40, 70)]  # grains are label 1
+    radii, intensities, rms = fit_sphere_radii(images, 1, periodic=True)
+    volumes = 4 / 3 * np.pi * radii**3
+    mean_radius = np.sum(intensities * volumes * radii) / np.sum(intensities * volumes)
+    assert mean_radius == pytest.approx(6.0, rel=0.15) and rms < 0.01
+    grains = boolean_spheres(images, 1, (48, 48, 48), seed=2, periodic=True)
+    assert grains.sum() == round(np.mean([image.mean() for image in images]) * grains.size)
+    target = np.mean([s2_radial(np.asarray(image == 0, float), 12, periodic=True) for image in images], axis=0)
+    made = np.mean([s2_radial(np.asarray(~grains[k], float), 12, periodic=True) for k in range(0, 48, 6)], axis=0)
+    np.testing.assert_allclose(made, target, atol=0.03)
+
+
+def test_the_start_is_spheres_for_grains_and_a_level_cut_for_blobs():
+    grains = poisson_spheres(96, 5.0, 0.35, seed=1)[48].astype(np.uint8)  # label 1 = grains
+    cut, choice = fitted_start([grains], 1, (24, 24, 24), seed=0)
+    assert (choice["model"], choice["grains"]) == ("spheres", 1) and set(choice["distances"]) == {
+        "gaussian", "spheres of 0", "spheres of 1"}
+    noise = gaussian_filter(np.random.default_rng(2).standard_normal((96, 96)), 3.0, mode="wrap")
+    blobs = (noise > np.quantile(noise, 0.7)).astype(np.uint8)
+    cut, choice = fitted_start([blobs], 1, (32, 32, 32), seed=0)
+    assert choice["model"] == "gaussian" and cut.sum() == round(blobs.mean() * cut.size)
+    flat, choice = fitted_start([blobs], 1, (40, 40), seed=0)  # 2D: the level cut only
+    assert flat.shape == (40, 40) and choice == {"model": "gaussian", "grains": None, "distances": {}}
+
+
+def test_the_engine_records_the_start_it_chose():
+    grains = poisson_spheres(64, 4.0, 0.35, seed=3)[32].astype(np.uint8)
+    result = run_reconstruction(grains, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0)
+    assert result.parameters["start"] == "auto"
+    assert result.parameters["start_model"]["model"] in ("gaussian", "spheres")
+    result = run_reconstruction(grains, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0,
+                                start="spheres")
+    assert result.parameters["start_model"]["model"] == "spheres"
