@@ -74,6 +74,9 @@ RECIPES = {
     "gaussian_iso": {"descriptors": "auto", "start": "gaussian", "isotropic_s2": 1.0},
     "gaussian": {"descriptors": "auto", "start": "gaussian"},
     "spheres": {"descriptors": "auto", "start": "spheres"},
+    # Shorter polishes of the fitted start:
+    "polish_10": {"descriptors": "auto", "max_iter": 10},
+    "polish_15": {"descriptors": "auto", "max_iter": 15},
     # The default before the Gaussian start: a random start, multigrid, 200 iterations per level.
     "random_start": {"descriptors": "auto", "start": "random", "isotropic_s2": 1.0},
     "default_100": {"descriptors": "auto", "start": "random", "isotropic_s2": 1.0, "max_iter": 100},

@@ -186,7 +186,7 @@ def reconstruct(
     target,
     shape,
     *,
-    descriptors="paper",
+    descriptors="auto",
     phase=None,
     direction_weights=(1.0, 1.0, 1.0),
     optimizer="lbfgsb",
@@ -221,8 +221,8 @@ def reconstruct(
     shape : tuple of int
         Output shape: 2 sizes (2D to 2D) or 3 sizes (z, y, x) (2D to 3D).
     descriptors : str or sequence of DescriptorSpec
-        A preset name ("paper": S3 + Gram + TV + volume fraction; "cpu": without Gram; "auto":
-        "paper" on a GPU and "cpu" on a CPU) or specs.
+        A preset name ("paper": S3 + Gram + TV + volume fraction; "cpu": without Gram; "auto",
+        the default: "paper" on a GPU and "cpu" on a CPU, as on the command line) or specs.
     phase : int, optional
         Label whose field is optimized for a two-phase target (default: the minority phase).
         Targets with 3+ labels optimize every phase (softmax parameterization).
