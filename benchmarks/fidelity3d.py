@@ -77,6 +77,7 @@ RECIPES = {
     # Shorter polishes of the fitted start:
     "polish_10": {"descriptors": "auto", "max_iter": 10},
     "polish_15": {"descriptors": "auto", "max_iter": 15},
+    "polish_30": {"descriptors": "auto", "target_residual": 0.005},  # 30 iterations, no early stop
     # The default before the Gaussian start: a random start, multigrid, 200 iterations per level.
     "random_start": {"descriptors": "auto", "start": "random", "isotropic_s2": 1.0},
     "default_100": {"descriptors": "auto", "start": "random", "isotropic_s2": 1.0, "max_iter": 100},

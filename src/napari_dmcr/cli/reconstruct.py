@@ -56,8 +56,9 @@ def add_parser(subparsers):
                         help="iterations per multigrid level (default: 30 from a fitted start, 200 from a random one)")
     parser.add_argument("--levels", type=int,
                         help="multigrid levels (default: 1 from a fitted start, else down to 16 voxels)")
-    parser.add_argument("--target-residual", type=float, default=0.005,
-                        help="stop a level at this weighted RMS relative error (default: %(default)s)")
+    parser.add_argument("--target-residual", type=float,
+                        help="stop a level at this weighted RMS relative error (default: 0.1 from a "
+                        "fitted start, 0.005 from a random one)")
     parser.add_argument("--restarts", type=int, default=0)
     parser.add_argument("--sharpen", type=float, default=8.0,
                         help="steepness of the final sharpening stage, two phases (0: off; default: %(default)s)")

@@ -35,7 +35,8 @@ from scipy import optimize, special
 from napari_dmcr.descriptors.two_point import s2_radial
 from napari_dmcr.reconstruction.field_maps import periodic_gaussian
 
-WIDTHS = np.geomspace(0.5, 32.0, 36)  # filter widths of the correlation mixture, in voxels
+WIDTHS = np.geomspace(1.5, 32.0, 30)  # filter widths of the correlation mixture, in voxels (narrower ones
+# fit the pixel steps of the target's interfaces and come out as specks: fidelity3d.json notes)
 MIN_WEIGHT = 1e-3  # mixture weights below this are dropped
 
 
