@@ -255,6 +255,21 @@ def test_command_line_refuses_bad_weights(tmp_path, capsys):
     assert "NAME=WEIGHT" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("out, extra, message", [
+    ("folder.npy", [], "is a folder"),
+    ("a_file/core.npy", [], "is a file, not a folder"),
+    ("core", [], "without suffix"),
+    ("core.npy", ["--voxel-size", "-1"], "positive number"),
+])
+def test_command_line_checks_the_output_before_it_computes(tmp_path, capsys, out, extra, message):
+    (tmp_path / "folder.npy").mkdir()
+    (tmp_path / "a_file").write_text("not a folder")
+    code = main(["reconstruct", "--out", str(tmp_path / out), "--shape", "64", "64", "64", *extra])
+    captured = capsys.readouterr()
+    assert code == 2 and message in captured.err
+    assert "reconstructing" not in captured.out  # refused before the run started
+
+
 def test_initial_state_is_where_the_run_starts():
     image = blobs((32, 32), 0.4)
     start = blobs((16, 16), 0.4, seed=5)

@@ -81,9 +81,10 @@ def add_parser(subparsers):
 def run(args):
     from tqdm import tqdm
 
-    from napari_dmcr.io.writers import write_volume
+    from napari_dmcr.io.writers import check_volume_output, write_volume
     from napari_dmcr.progress import CancelToken
 
+    check_volume_output(args.out, args.voxel_size)  # a run whose result cannot be written does not start
     target, source = _load_target(args)
     shape = tuple(args.shape) if args.shape else (_target_side(target),) * 3
     cancel = CancelToken()

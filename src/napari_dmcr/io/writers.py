@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -35,6 +36,37 @@ _VTK_TYPES = {
 _BASE64_CHUNK = 3 * (1 << 20)  # a multiple of 3 bytes, so chunks encode without padding
 
 
+def check_volume_output(path, voxel_size=1.0):
+    """Check, before any work, that a volume can be written to ``path``.
+
+    Returns ``(path, format, voxel_size)``; raises :class:`InputError` for a suffix that is not a
+    volume format, a path that is a folder, a parent that is a file or a folder that cannot be
+    written, or a voxel size that is not a positive number.
+
+    Examples
+    --------
+    >>> check_volume_output("core.npy", 0.5)[1:]
+    ('npy', 0.5)
+    """
+    path = Path(path)
+    fmt = VOLUME_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"{path}: cannot write a volume as {path.suffix or 'a file without suffix'}; "
+            f"use one of {', '.join(VOLUME_FORMATS)}"
+        )
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name such as {path / 'core.npy'}")
+    existing = path.parent.absolute()
+    while not existing.exists():  # missing folders are created when the volume is written
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{path}: {existing} is a file, not a folder; choose another output")
+    if not os.access(existing, os.W_OK):
+        raise InputError(f"{path}: the folder {existing} cannot be written; choose another output")
+    return path, fmt, _checked_voxel_size(voxel_size)
+
+
 def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
     """Write a labeled volume; the format follows the suffix of ``path``.
 
@@ -56,15 +88,8 @@ def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
     path : Path
         The written volume.
     """
-    path = Path(path)
-    fmt = VOLUME_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(
-            f"{path}: cannot write a volume as {path.suffix or 'a file without suffix'}; "
-            f"use one of {', '.join(VOLUME_FORMATS)}"
-        )
+    path, fmt, voxel_size = check_volume_output(path, voxel_size)
     labels = check_labels(labels)
-    voxel_size = _checked_voxel_size(voxel_size)
     if fmt == "npy":
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.save(handle, labels, allow_pickle=False)
