@@ -28,10 +28,10 @@ def run(args):
     parameters = {"command": "dmcr sample", "size": args.size, "seed": args.seed,
                   "labels": {"0": "gravel", "1": "matrix"}}
     truth = write_volume(out / "truth.npy", volume, parameters={**parameters, "content": "3D truth"})
-    slice_path = write_volume(out / "slice.npy", volume[args.size // 2],
-                              parameters={**parameters, "content": f"z slice {args.size // 2} of the truth"})
     middle = args.size // 2
+    slice_path = write_volume(out / "slice.npy", volume[middle],
+                              parameters={**parameters, "content": f"z slice {middle} of the truth"})
     for axis, image in (("x", volume[:, :, middle]), ("y", volume[:, middle]), ("z", volume[middle])):
         write_volume(out / f"{axis}.npy", image,
                      parameters={**parameters, "content": f"{axis} slice {middle} of the truth"})
-    print(f"slice: {slice_path} ({(volume[args.size // 2] == 1).mean():.3f} matrix)  truth: {truth}")
+    print(f"slice: {slice_path} ({(volume[middle] == 1).mean():.3f} matrix)  truth: {truth}")

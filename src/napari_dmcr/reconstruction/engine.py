@@ -36,9 +36,9 @@ from napari_dmcr.postprocessing.assignment import assign_with_counts, counts_fro
 from napari_dmcr.progress import CancelToken, Cancelled, ProgressStep, Throttle
 from napari_dmcr.reconstruction.field_maps import periodic_gaussian, projection
 from napari_dmcr.reconstruction.isotropy import IsotropicS2
-from napari_dmcr.reconstruction.starts import MODELS, fitted_start
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb
+from napari_dmcr.reconstruction.starts import MODELS, fitted_start
 from napari_dmcr.reconstruction.targets import make_target
 
 OPTIMIZERS = ("lbfgsb", "adam")
@@ -151,16 +151,19 @@ def resolved_start(start, target, shape, has_initial=False):
     return start if start != "auto" or possible else "random"
 
 
-def schedule(start, shape, max_iter=None, levels=None):
-    """``(levels, max_iter)`` of a run from ``start``: the given values or their defaults.
+def schedule(start, shape, max_iter=None, levels=None, target_residual=None):
+    """``(levels, max_iter, target_residual)`` of a run from ``start``: the given values or their
+    defaults.
 
-    A fitted start runs on one level, :data:`MAX_ITER` iterations; a random one (or a given
-    state) on :func:`default_multigrid_levels`, 200 iterations per level.
+    A fitted start runs on one level, :data:`MAX_ITER` iterations, until
+    :data:`TARGET_RESIDUAL`; a random one (or a given state) on :func:`default_multigrid_levels`,
+    200 iterations per level, to a residual of 0.005.
     """
     key = "random" if start in ("random", "initial") else "fitted"
     if levels is None:
         levels = 1 if key == "fitted" else default_multigrid_levels(shape)
-    return int(levels), int(MAX_ITER[key] if max_iter is None else max_iter)
+    return (int(levels), int(MAX_ITER[key] if max_iter is None else max_iter),
+            float(TARGET_RESIDUAL[key] if target_residual is None else target_residual))
 
 
 def stages(levels, n_labels, max_iter, sharpen=SHARPEN):
@@ -425,10 +428,8 @@ def _validate(arguments):
             raise InputError("a descriptor-file target reconstructs on one multigrid level; "
                              "give the image itself for coarse-to-fine")
         levels = 1
-    levels, max_iter = schedule(start, shape, arguments["max_iter"], levels)
-    target_residual = arguments["target_residual"]
-    if target_residual is None:
-        target_residual = TARGET_RESIDUAL["random" if start in ("random", "initial") else "fitted"]
+    levels, max_iter, target_residual = schedule(start, shape, arguments["max_iter"], levels,
+                                                 arguments["target_residual"])
     if levels < 1 or min(shape) // 2 ** (levels - 1) < 4:
         raise InputError(f"{levels} multigrid levels leave less than 4 voxels per side of {shape}")
     sharpen = float(arguments["sharpen"])
@@ -453,7 +454,7 @@ def _validate(arguments):
         "max_iter": max_iter,
         "levels": levels,
         "start": start,
-        "target_residual": float(target_residual),
+        "target_residual": target_residual,
         "restarts": int(arguments["restarts"]),
         "seed": int(arguments["seed"]),
         "device": device,

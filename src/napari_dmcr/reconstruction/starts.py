@@ -89,14 +89,17 @@ def fitted_start(images, phase, shape, seed=0, *, models=MODELS, periodic=False)
                 return grains if grain == phase else ~grains
 
             builders[f"spheres of {grain}"] = (spheres, grain)
-    distances = {}
+    distances, judged = {}, {}
     if len(builders) > 1:
         side = min(JUDGED_SIDE, min(min(image.shape) for image in images))
         other = [label for label in labels if label != phase][0]
         target = slice_shapes(images, phase)
         for name, (build, _) in builders.items():
-            judged = np.where(build((side,) * 3), phase, other)[:: max(1, side // SLICES_JUDGED)]
-            distances[name] = shape_distance(slice_shapes(list(judged), phase), target)
+            judged[name] = build((side,) * 3)
+            stack = np.where(judged[name], phase, other)[:: max(1, side // SLICES_JUDGED)]
+            distances[name] = shape_distance(slice_shapes(list(stack), phase), target)
     best = min(distances, key=distances.get) if distances else next(iter(builders))
     build, grain = builders[best]
-    return build(tuple(shape)), {"model": best.split()[0], "grains": grain, "distances": distances}
+    # Same seed, same shape: the judged candidate is the start itself.
+    cut = judged[best] if best in judged and judged[best].shape == tuple(shape) else build(tuple(shape))
+    return cut, {"model": best.split()[0], "grains": grain, "distances": distances}

@@ -17,11 +17,11 @@ from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
 from qtpy.QtWidgets import QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
+from napari_dmcr.baselines.yeong_torquato import SWAPS_PER_VOXEL
 from napari_dmcr.descriptors import PRESETS, characterize, preset
 from napari_dmcr.errors import DeviceMemoryError, InputError
 from napari_dmcr.plotting.descriptors import plot_gram_summary, plot_s2, plot_s3, plot_scalars
 from napari_dmcr.progress import CancelToken
-from napari_dmcr.baselines.yeong_torquato import SWAPS_PER_VOXEL
 from napari_dmcr.reconstruction import (
     MAX_ITER,
     default_chunk_size,
@@ -817,8 +817,8 @@ def _expected_iterations(request):
     if request.method == YEONG_TORQUATO:
         return request.options["max_swaps"]
     target = make_target(request.target, len(request.shape))
-    levels, max_iter = schedule(resolved_start("auto", target, request.shape), request.shape,
-                                request.options["max_iter"], request.options["multigrid_levels"])
+    levels, max_iter, _ = schedule(resolved_start("auto", target, request.shape), request.shape,
+                                   request.options["max_iter"], request.options["multigrid_levels"])
     return planned_iterations(levels, len(target.labels), max_iter)
 
 
