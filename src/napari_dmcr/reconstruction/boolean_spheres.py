@@ -30,10 +30,9 @@ True
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy import optimize
 
-from napari_dmcr.descriptors.two_point import s2_radial
+from napari_dmcr.reconstruction.level_cut import lowest, target_s2
 
 MIN_RADIUS = 2.0  # smaller spheres fit the pixel steps of an image's interfaces, not grains
 RADII = 30  # rungs of the radius ladder, geometric from MIN_RADIUS to a quarter of the image
@@ -55,9 +54,8 @@ def fit_sphere_radii(images, grain, periodic=False):
     rms : float
         RMS difference between the model's S2 of the rest and the images'.
     """
-    max_lag = (min(min(image.shape) for image in images) - 1) // 2
-    rest = [torch.as_tensor(image != grain, dtype=torch.float64) for image in images]
-    s2 = torch.stack([s2_radial(image, max_lag, periodic) for image in rest]).mean(0).numpy()
+    s2 = target_s2([image != grain for image in images], True, periodic)
+    max_lag = s2.size - 1
     lags = np.arange(max_lag + 1.0)
     ladder = np.geomspace(MIN_RADIUS, max(MIN_RADIUS, max_lag / 2), RADII)
     basis = union_volume(lags[:, None], ladder[None, :])
@@ -105,6 +103,4 @@ def boolean_spheres(images, grain, shape, seed=0, *, periodic=False):
             index = tuple(g % s for g, s in zip(grids, sides))
             np.maximum.at(depth, index, radius - distance)  # the box may wrap onto itself
     fraction = np.mean([np.mean(image == grain) for image in images])
-    cut = np.zeros(depth.size, bool)
-    cut[np.argsort(-depth, axis=None, kind="stable")[: int(round(fraction * depth.size))]] = True
-    return cut.reshape(shape)
+    return lowest(-depth, fraction)

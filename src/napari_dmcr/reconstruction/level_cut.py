@@ -116,7 +116,11 @@ def gaussian_level_cut(images, phase, shape, seed=0, *, periodic=False):
     for width, weight in zip(widths, weights):
         filtered = periodic_gaussian(torch.randn(shape, generator=generator, dtype=torch.float64), width)
         field += np.sqrt(weight) * filtered / filtered.std()
-    count = int(round(fraction * field.numel()))
-    cut = np.zeros(field.numel(), bool)
-    cut[np.argsort(field.numpy(), axis=None, kind="stable")[:count]] = True
-    return cut.reshape(shape)
+    return lowest(field.numpy(), fraction)
+
+
+def lowest(values, fraction):
+    """True on the ``round(fraction * size)`` lowest values (ties in index order): an exact fraction."""
+    cut = np.zeros(values.size, bool)
+    cut[np.argsort(values, axis=None, kind="stable")[: int(round(fraction * values.size))]] = True
+    return cut.reshape(values.shape)
