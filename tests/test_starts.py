@@ -7,7 +7,7 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter
 from napari_dmcr.descriptors import s2_radial
 from napari_dmcr.reconstruction import run_reconstruction
 from napari_dmcr.reconstruction.boolean_spheres import boolean_spheres, fit_sphere_radii, union_volume
-from napari_dmcr.reconstruction.starts import fitted_start
+from napari_dmcr.reconstruction.starts import fitted_start, slice_shapes
 
 
 def poisson_spheres(side, radius, grain_fraction, seed):
@@ -54,7 +54,10 @@ def test_the_start_is_spheres_for_grains_and_a_level_cut_for_blobs():
     grains = poisson_spheres(96, 5.0, 0.35, seed=1)[48].astype(np.uint8)  # label 1 = grains
     cut, choice = fitted_start([grains], 1, (24, 24, 24), seed=0)
     assert (choice["model"], choice["grains"]) == ("spheres", 1) and set(choice["distances"]) == {
-        "gaussian", "spheres of 0", "spheres of 1"}
+        "gaussian",
+        "spheres of 0",
+        "spheres of 1",
+    }
     noise = gaussian_filter(np.random.default_rng(2).standard_normal((96, 96)), 3.0, mode="wrap")
     blobs = (noise > np.quantile(noise, 0.7)).astype(np.uint8)
     cut, choice = fitted_start([blobs], 1, (32, 32, 32), seed=0)
@@ -63,11 +66,36 @@ def test_the_start_is_spheres_for_grains_and_a_level_cut_for_blobs():
     assert flat.shape == (40, 40) and choice == {"model": "gaussian", "grains": None, "distances": {}}
 
 
+def test_slice_shapes_count_clusters_solidity_and_connectedness_by_hand():
+    image = np.zeros((20, 20), np.uint8)
+    image[2:6, 2:6] = 1  # a 4x4 square: solidity 1
+    image[10:18, 10:13] = 1  # 8x3
+    image[10:12, 13:15] = 1  # an L with it: 28 pixels, hull 8x5 less the missing corner triangle
+    image[0, 19] = 1  # a speck, below MIN_AREA: counted in connectedness only
+    rates, solidities, connectedness, counts = slice_shapes([image], 1)
+    assert counts[0] == 2 and rates[0] == pytest.approx(2 / 400)
+    hull = measure_hull_area(image[10:18, 10:15])
+    assert solidities[0] == pytest.approx((1.0 + 28 / hull) / 2)
+    assert connectedness[0] == pytest.approx((16**2 + 28**2 + 1) / 45**2)
+    assert counts[1] == 1 and connectedness[1] == 1.0  # the rest is one cluster
+    # Windows of 10 tile the image into four, each with one cluster of the phase or none (a window
+    # without the phase has no connectedness).
+    windowed = slice_shapes([image], 1, window=10)
+    assert windowed[3][0] == pytest.approx(2 / 4) and windowed[2][0] == 1.0
+
+
+def measure_hull_area(mask):
+    from skimage.morphology import convex_hull_image
+
+    return convex_hull_image(mask).sum()
+
+
 def test_the_engine_records_the_start_it_chose():
     grains = poisson_spheres(64, 4.0, 0.35, seed=3)[32].astype(np.uint8)
     result = run_reconstruction(grains, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0)
     assert result.parameters["start"] == "auto"
     assert result.parameters["start_model"]["model"] in ("gaussian", "spheres")
-    result = run_reconstruction(grains, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0,
-                                start="spheres")
+    result = run_reconstruction(
+        grains, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0, start="spheres"
+    )
     assert result.parameters["start_model"]["model"] == "spheres"

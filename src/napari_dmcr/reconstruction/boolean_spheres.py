@@ -35,6 +35,7 @@ from scipy import optimize
 from napari_dmcr.reconstruction.level_cut import lowest, target_s2
 
 MIN_RADIUS = 2.0  # smaller spheres fit the pixel steps of an image's interfaces, not grains
+PIXEL_LAGS = 2  # lags after 0 left out of the fit
 RADII = 30  # rungs of the radius ladder, geometric from MIN_RADIUS to a quarter of the image
 
 
@@ -61,8 +62,10 @@ def fit_sphere_radii(images, grain, periodic=False):
     basis = union_volume(lags[:, None], ladder[None, :])
     row_weights = np.ones(lags.size)
     row_weights[0] = 10.0  # the fraction is known exactly
-    intensities, _ = optimize.nnls(basis * row_weights[:, None],
-                                   -np.log(np.clip(s2, 1e-9, None)) * row_weights)
+    # The first lags carry the pixel steps of the image's interfaces (more surface than the
+    # grains have), which the fit would explain with swarms of small spheres.
+    row_weights[1 : 1 + PIXEL_LAGS] = 0.0
+    intensities, _ = optimize.nnls(basis * row_weights[:, None], -np.log(np.clip(s2, 1e-9, None)) * row_weights)
     rms = float(np.sqrt(np.mean((np.exp(-basis @ intensities) - s2) ** 2)))
     keep = intensities > 0
     return ladder[keep], intensities[keep], rms

@@ -3,13 +3,19 @@
 Two models carry a target's S2 into 3D with shapes of their own: the level cut of a Gaussian
 random field (:mod:`~napari_dmcr.reconstruction.level_cut`: blobs and networks of any shape) and
 overlapping spheres of either label (:mod:`~napari_dmcr.reconstruction.boolean_spheres`: round
-grains in a connected rest). Each candidate is generated in a cube as wide as the target images (at most :data:`JUDGED_SIDE`: small
-windows cut clusters at their borders, so slices are compared at the targets' own size) and the
-one whose z slices look most like the target images is built at the output shape, judged by
-what S2 does not fix: the number of
-clusters of each phase (of at least :data:`MIN_AREA` pixels) per pixel, and their mean solidity
-(area over convex-hull area). Each statistic's squared log-ratio is weighted by the number of
-clusters the targets show, so that a phase with a handful of clusters does not decide.
+grains in a connected rest). Each model is realized in a cube as wide as the target images (at
+most :data:`JUDGED_SIDE`: small windows cut clusters at their borders) and the one whose z slices
+look most like the target images is built at the output shape, judged by what S2 does not fix,
+per phase:
+
+* clusters (of at least :data:`MIN_AREA` pixels) per pixel;
+* their mean solidity (area over convex-hull area): round grains or branching pores;
+* connectedness: the chance that two pixels of the phase lie in one cluster (the sum of squared
+  cluster areas over the squared phase area), the 2D trace of 3D connectivity.
+
+Targets wider than the judged cube are measured in windows as wide as it (cluster counts and
+connectedness depend on the window), and each statistic's squared log-ratio is weighted by the
+number of clusters the targets show, so that a phase with a handful of clusters does not decide.
 """
 
 from __future__ import annotations
@@ -26,32 +32,48 @@ SLICES_JUDGED = 8  # z slices of a candidate compared with the targets
 JUDGED_SIDE = 128  # largest side of the cube in which candidates are compared
 
 
-def slice_shapes(images, phase):
-    """Per phase (``phase``, the rest): clusters per pixel and their mean solidity, and the
-    number of clusters, over 2D ``images`` (4-connected, clusters of :data:`MIN_AREA` or more)."""
-    rates, solidities, counts = [], [], []
+def _windows(images, side):
+    """Square windows of ``side`` tiling each image (the last ones flush with its far edges)."""
+    for image in images:
+        rows = sorted({*range(0, image.shape[0] - side + 1, side), image.shape[0] - side})
+        cols = sorted({*range(0, image.shape[1] - side + 1, side), image.shape[1] - side})
+        yield from (image[r : r + side, c : c + side] for r in rows for c in cols)
+
+
+def slice_shapes(images, phase, window=None):
+    """Per phase (``phase``, the rest): clusters per pixel, their mean solidity, connectedness
+    and clusters per window, over windows of side ``window`` (default: whole images) of 2D
+    ``images`` (4-connected clusters; counts and solidity of clusters of :data:`MIN_AREA` or more)."""
+    images = list(_windows(images, window)) if window else list(images)
+    stats = []
     for inside in (True, False):
-        found, pixels, solidity = 0, 0, []
+        found, pixels, solidity, connectedness = 0, 0, [], []
         for image in images:
             mask = (image == phase) == inside
-            clusters = [p for p in measure.regionprops(measure.label(mask, connectivity=1)) if p.area >= MIN_AREA]
+            labels = measure.label(mask, connectivity=1)
+            areas = np.bincount(labels.ravel())[1:]
+            if areas.sum():
+                connectedness.append(np.sum(areas.astype(float) ** 2) / float(areas.sum()) ** 2)
+            clusters = [p for p in measure.regionprops(labels) if p.area >= MIN_AREA]
             found += len(clusters)
             pixels += mask.size
             solidity += [p.solidity for p in clusters]
-        rates.append(found / pixels)
-        solidities.append(float(np.mean(solidity)) if solidity else 0.0)
-        counts.append(found / len(images))
-    return np.array(rates), np.array(solidities), np.array(counts)
+        stats.append(
+            (
+                found / pixels,
+                np.mean(solidity) if solidity else 0.0,
+                np.mean(connectedness) if connectedness else 0.0,
+                found / len(images),
+            )
+        )
+    return np.array(stats).T  # rows: rates, solidities, connectedness, counts
 
 
 def shape_distance(candidate, target):
     """Weighted squared log-ratios of :func:`slice_shapes` of a candidate and of the targets."""
-    rates, solidities, _ = candidate
-    target_rates, target_solidities, target_counts = target
-    floor = 1e-6
-    terms = np.log(np.maximum(rates, floor) / np.maximum(target_rates, floor)) ** 2
-    terms += np.log(np.maximum(solidities, 1e-3) / np.maximum(target_solidities, 1e-3)) ** 2
-    return float(np.sum(np.maximum(target_counts, 1.0) * terms))
+    floors = (1e-6, 1e-3, 1e-3)
+    terms = sum(np.log(np.maximum(c, f) / np.maximum(t, f)) ** 2 for c, t, f in zip(candidate[:3], target[:3], floors))
+    return float(np.sum(np.maximum(target[3], 1.0) * terms))
 
 
 def fitted_start(images, phase, shape, seed=0, *, models=MODELS, periodic=False):
@@ -84,22 +106,26 @@ def fitted_start(images, phase, shape, seed=0, *, models=MODELS, periodic=False)
         builders["gaussian"] = (lambda size: gaussian_level_cut(images, phase, size, seed, periodic=periodic), None)
     if "spheres" in models and len(shape) == 3:
         for grain in labels:
+
             def spheres(size, grain=grain):
                 grains = boolean_spheres(images, grain, size, seed, periodic=periodic)
                 return grains if grain == phase else ~grains
 
             builders[f"spheres of {grain}"] = (spheres, grain)
+    if len(builders) == 1:
+        name, (build, grain) = next(iter(builders.items()))
+        return build(tuple(shape)), {"model": name.split()[0], "grains": grain, "distances": {}}
+    window = min(JUDGED_SIDE, *(min(image.shape) for image in images))
+    judged_shape = (window,) * 3
+    other = next(label for label in labels if label != phase)
+    target = slice_shapes(images, phase, window)
     distances, judged = {}, {}
-    if len(builders) > 1:
-        side = min(JUDGED_SIDE, min(min(image.shape) for image in images))
-        other = [label for label in labels if label != phase][0]
-        target = slice_shapes(images, phase)
-        for name, (build, _) in builders.items():
-            judged[name] = build((side,) * 3)
-            stack = np.where(judged[name], phase, other)[:: max(1, side // SLICES_JUDGED)]
-            distances[name] = shape_distance(slice_shapes(list(stack), phase), target)
-    best = min(distances, key=distances.get) if distances else next(iter(builders))
+    for name, (build, _) in builders.items():
+        judged[name] = build(judged_shape)
+        stack = np.where(judged[name], phase, other)[:: max(1, judged_shape[0] // SLICES_JUDGED)]
+        distances[name] = shape_distance(slice_shapes(list(stack), phase, window), target)
+    best = min(distances, key=distances.get)
     build, grain = builders[best]
     # Same seed, same shape: the judged candidate is the start itself.
-    cut = judged[best] if best in judged and judged[best].shape == tuple(shape) else build(tuple(shape))
+    cut = judged[best] if judged_shape == tuple(shape) else build(tuple(shape))
     return cut, {"model": best.split()[0], "grains": grain, "distances": distances}
