@@ -55,8 +55,9 @@ def agreement(seed=0):
 
 def reproducibility(target, shape=(32, 32, 32), max_iter=20):
     def run(seed):
-        return run_reconstruction(target, shape, descriptors="paper", max_iter=max_iter, seed=seed,
-                                  device="cuda", target_residual=0.0)
+        return run_reconstruction(
+            target, shape, descriptors="paper", max_iter=max_iter, seed=seed, device="cuda", target_residual=0.0
+        )
 
     first, second, other = run(7), run(7), run(8)
     losses = [[h["loss"] for h in r.history] for r in (first, second)]
@@ -75,8 +76,14 @@ def reproducibility(target, shape=(32, 32, 32), max_iter=20):
 def out_of_memory(target, cap_gb, shape=(128, 128, 128)):
     total = torch.cuda.get_device_properties(0).total_memory
     torch.cuda.set_per_process_memory_fraction(cap_gb * 2**30 / total)
-    arguments = {"descriptors": "paper", "max_iter": 1, "multigrid_levels": 1, "seed": 0, "device": "cuda",
-                 "target_residual": 0.0}
+    arguments = {
+        "descriptors": "paper",
+        "max_iter": 1,
+        "multigrid_levels": 1,
+        "seed": 0,
+        "device": "cuda",
+        "target_residual": 0.0,
+    }
     start = time.perf_counter()
     try:
         run_reconstruction(target, shape, chunk_size=shape[0], **arguments)
@@ -95,10 +102,12 @@ def out_of_memory(target, cap_gb, shape=(128, 128, 128)):
         "error_message": raised,
         "seconds_to_error": seconds_to_error,
         "allocated_before_retry_mb": allocated_before_retry / 2**20,
-        "fitting_run": {"chunk_size": fitting.parameters["chunk_size"],
-                        "seconds": time.perf_counter() - start,
-                        "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20,
-                        "iterations": len(fitting.history)},
+        "fitting_run": {
+            "chunk_size": fitting.parameters["chunk_size"],
+            "seconds": time.perf_counter() - start,
+            "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20,
+            "iterations": len(fitting.history),
+        },
     }
 
 

@@ -51,7 +51,9 @@ def measure(name, size, device, repeats):
     spec = DescriptorSpec(name, limit_to=limits.get(name), levels=2 if name == "s3" else 1)
     generator = torch.Generator().manual_seed(0)
     field = torch.rand((size,) * 3, generator=generator).to(device)
-    targets = {name: [t for t in descriptor_targets([spec], torch.rand((1, size, size), generator=generator).to(device))[name]]}
+    targets = {
+        name: [t for t in descriptor_targets([spec], torch.rand((1, size, size), generator=generator).to(device))[name]]
+    }
 
     def step():
         variable = field.clone().requires_grad_(True)
@@ -72,8 +74,13 @@ def measure(name, size, device, repeats):
     _synchronize(device)
     seconds = (time.perf_counter() - start) / repeats
     peak = (torch.cuda.max_memory_allocated() if device == "cuda" else _peak_rss_bytes()) - before
-    return {"descriptor": name, "N": size, "slices": 3 * size, "seconds": seconds,
-            "peak_memory_mb": max(peak, 0) / 2**20}
+    return {
+        "descriptor": name,
+        "N": size,
+        "slices": 3 * size,
+        "seconds": seconds,
+        "peak_memory_mb": max(peak, 0) / 2**20,
+    }
 
 
 def vgg_against_conv2d(size, device, repeats):
@@ -195,8 +202,12 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--cases", nargs="+", choices=(*DESCRIPTORS, "vgg"),
-                        help="rerun these cases only; the file keeps the other rows")
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=(*DESCRIPTORS, "vgg"),
+        help="rerun these cases only; the file keeps the other rows",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -210,8 +221,20 @@ def main():
     cases += [("vgg", size) for size in sizes if "vgg" in names]
     rows = {"descriptors": [], "vgg_vs_conv2d": []}
     for case, size in cases:
-        command = [sys.executable, __file__, "--case", case, "--size", str(size), "--device", args.device,
-                   "--threads", str(args.threads), "--repeats", str(args.repeats)]
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--size",
+            str(size),
+            "--device",
+            args.device,
+            "--threads",
+            str(args.threads),
+            "--repeats",
+            str(args.repeats),
+        ]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
             error = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
@@ -235,8 +258,13 @@ def main():
         "threads": args.threads,
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
-        "settings": {"s2": "map, max_lag 16 (15 at N = 32)", "s3": "limit_to 6, 2 levels", "gram": "5 layers, periodic",
-                     "dtype": "float32", "repeats": args.repeats},
+        "settings": {
+            "s2": "map, max_lag 16 (15 at N = 32)",
+            "s3": "limit_to 6, 2 levels",
+            "gram": "5 layers, periodic",
+            "dtype": "float32",
+            "repeats": args.repeats,
+        },
         **rows,
     }
     from napari_dmcr.io.atomic import write_json

@@ -83,8 +83,20 @@ RECIPES = {
     "default_100": {"descriptors": "auto", "start": "random", "isotropic_s2": 1.0, "max_iter": 100},
     # The defaults before the 3D-fidelity work, and one change at a time from them:
     "before": {"descriptors": "cpu", "match": "slices", "isotropic_s2": 0.0, "start": "random"},
-    "before_one_level": {"descriptors": "cpu", "match": "slices", "isotropic_s2": 0.0, "multigrid_levels": 1, "start": "random"},
-    "before_no_sharpening": {"descriptors": "cpu", "match": "slices", "isotropic_s2": 0.0, "sharpen": 0.0, "start": "random"},
+    "before_one_level": {
+        "descriptors": "cpu",
+        "match": "slices",
+        "isotropic_s2": 0.0,
+        "multigrid_levels": 1,
+        "start": "random",
+    },
+    "before_no_sharpening": {
+        "descriptors": "cpu",
+        "match": "slices",
+        "isotropic_s2": 0.0,
+        "sharpen": 0.0,
+        "start": "random",
+    },
     "before_no_tv": {"descriptors": S3_VF, "match": "slices", "isotropic_s2": 0.0, "start": "random"},
     "volume": {"descriptors": "cpu", "isotropic_s2": 0.0, "start": "random"},
     "volume_no_tv": {"descriptors": S3_VF, "isotropic_s2": 0.0, "start": "random"},
@@ -109,7 +121,8 @@ def _orthogonal(volume, phase=None):
     fraction = np.mean(volume == phase)
     index = [
         int(np.argmin(np.abs(np.mean(volume == phase, axis=tuple(a for a in range(3) if a != axis)) - fraction)))
-        if phase is not None else volume.shape[axis] // 2
+        if phase is not None
+        else volume.shape[axis] // 2
         for axis in range(3)
     ]
     return {"z": volume[index[0]], "y": volume[:, index[1]], "x": volume[:, :, index[2]]}
@@ -128,8 +141,10 @@ def truths(name, data, size):
 
     side = SYNTHETIC_SIDE
     if name == "blobs":
+
         def make(seed):
             return porespy.generators.blobs([side] * 3, porosity=0.25, blobiness=1.5, seed=seed)
+
         # blobs() marks the pore space True; label 1 = pore
         return make(100).astype(np.uint8), _octants(make(1).astype(np.uint8), size), 1, None
     if name == "spheres":
@@ -137,8 +152,10 @@ def truths(name, data, size):
 
         def make(seed):
             matrix = porespy.generators.polydisperse_spheres(
-                [side] * 3, porosity=0.6, dist=stats.norm(loc=5, scale=1.5), r_min=2, seed=seed)
+                [side] * 3, porosity=0.6, dist=stats.norm(loc=5, scale=1.5), r_min=2, seed=seed
+            )
             return matrix.astype(np.uint8)  # 1 = matrix (True outside the spheres), 0 = spheres
+
         return make(100), _octants(make(1), size), 0, 0
     raise SystemExit(f"unknown truth {name!r}")
 
@@ -154,7 +171,7 @@ def reconstruct(recipe, target, size, seed, phase):
         labels = run_yeong_torquato(target, shape, phase=phase, seed=seed).labels
     elif recipe == "start":
         images = list(target.values()) if isinstance(target, dict) else [target]
-        other = [label for label in np.unique(images[0]) if label != phase][0]
+        other = next(label for label in np.unique(images[0]) if label != phase)
         cut, model = fitted_start(images, phase, shape, seed)
         labels = np.where(cut, phase, other).astype(np.uint8)
     else:
@@ -232,8 +249,11 @@ def run_truth(name, args, results, save):
             entry["recipes"][key] = record
             rows.append((f"{key} ({seconds:.0f} s)", labels))
             save()
-            print(f"{name} {key}: {record['passing']}/{record['of']} pass, percolates {record['percolates']} "
-                  f"(truth {truth_percolation}), {seconds:.0f} s; failing {record['failing']}", flush=True)
+            print(
+                f"{name} {key}: {record['passing']}/{record['of']} pass, percolates {record['percolates']} "
+                f"(truth {truth_percolation}), {seconds:.0f} s; failing {record['failing']}",
+                flush=True,
+            )
     for key, record in entry["recipes"].items():
         yt = entry["recipes"].get("yt/three" if key.endswith("/three") else "yt", {}).get("seconds")
         record["time_over_yt"] = record["seconds"] / yt if yt else None
@@ -257,8 +277,12 @@ def main():
         import json
 
         results = json.loads(out.read_text())
-    results["machine"] = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                          "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    results["machine"] = {
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
     results["pass_z"] = 2.0
     for name in args.truths:
         run_truth(name, args, results, lambda: write_json(out, results))

@@ -55,22 +55,41 @@ def main():
     image = np.load(args.slice).astype(np.float64)
     with tempfile.TemporaryDirectory() as folder:
         settings = mcrpy.MatchingSettings(
-            descriptor_types=list(args.descriptors), descriptor_weights=list(args.weights),
-            limit_to=args.limit_to, max_iter=args.max_iter, use_multiphase=False,
-            use_multigrid_reconstruction=args.multigrid, target_folder=folder, convergence_data_steps=10**9)
+            descriptor_types=list(args.descriptors),
+            descriptor_weights=list(args.weights),
+            limit_to=args.limit_to,
+            max_iter=args.max_iter,
+            use_multiphase=False,
+            use_multigrid_reconstruction=args.multigrid,
+            target_folder=folder,
+            convergence_data_steps=10**9,
+        )
         microstructure = mcrpy.Microstructure(image, use_multiphase=False)
         shape = tuple(args.shape) if args.shape else image.shape
         start = time.perf_counter()
-        descriptors = mcrpy.characterize(microstructure, settings=select_subsettings(settings, CharacterizationSettings))
-        convergence, last_frame = mcrpy.reconstruct(descriptors, shape,
-                                                    settings=select_subsettings(settings, ReconstructionSettings))
+        descriptors = mcrpy.characterize(
+            microstructure, settings=select_subsettings(settings, CharacterizationSettings)
+        )
+        convergence, last_frame = mcrpy.reconstruct(
+            descriptors, shape, settings=select_subsettings(settings, ReconstructionSettings)
+        )
         wall = time.perf_counter() - start
     labels = last_frame.decode_phases().astype(np.uint8)
     np.save(args.out, labels)
     losses = [loss for _, loss in convergence["line_data"]]
-    print(json.dumps({"wall_s": wall, "evaluations": len(losses), "final_loss": float(losses[-1]),
-                      "shape": list(labels.shape), "mcrpy": mcrpy.__version__, "tensorflow": tf.__version__,
-                      "numpy": np.__version__}))
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "evaluations": len(losses),
+                "final_loss": float(losses[-1]),
+                "shape": list(labels.shape),
+                "mcrpy": mcrpy.__version__,
+                "tensorflow": tf.__version__,
+                "numpy": np.__version__,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

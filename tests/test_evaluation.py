@@ -76,10 +76,7 @@ def test_lineal_path_against_brute_force():
     for axis in range(3):
         lines = np.moveaxis(labels == 1, axis, -1).reshape(-1, labels.shape[axis])
         n = lines.shape[1]
-        expected = [
-            np.mean([line[s : s + r + 1].all() for line in lines for s in range(n - r)])
-            for r in range(n)
-        ]
+        expected = [np.mean([line[s : s + r + 1].all() for line in lines for s in range(n - r)]) for r in range(n)]
         np.testing.assert_allclose(lineal_path(labels, 1, n - 1, axis), expected)
 
 
@@ -100,9 +97,7 @@ def test_chord_lengths_against_brute_force():
     labels = random_phases((15, 17), 3, seed=1, sigma=1.0)
     for axis, include in itertools.product((0, 1), (False, True)):
         lines = np.moveaxis(labels == 2, axis, -1).reshape(-1, labels.shape[axis])
-        lengths = [
-            length for line in lines for length, border in runs(line) if include or not border
-        ]
+        lengths = [length for line in lines for length, border in runs(line) if include or not border]
         result = chord_length_distribution(labels, 2, axis, include_border=include)
         counts = np.bincount(lengths, minlength=labels.shape[axis] + 1)[1:]
         assert result["n_chords"] == len(lengths)
@@ -129,9 +124,7 @@ def test_two_point_cluster_function_against_scikit_image_labels():
     for axis in (0, 1):
         moved = np.moveaxis(clusters, axis, -1)
         n = moved.shape[-1]
-        expected = [
-            np.mean((moved[..., : n - r] == moved[..., r:]) & (moved[..., r:] > 0)) for r in range(8)
-        ]
+        expected = [np.mean((moved[..., : n - r] == moved[..., r:]) & (moved[..., r:] > 0)) for r in range(8)]
         result = two_point_cluster_function(labels, 1, 7, axis, connectivity=2)
         np.testing.assert_allclose(result, expected)
 
@@ -253,9 +246,7 @@ def test_gram_gap_vanishes_for_the_same_slices(vgg19_weights):
 def test_slice_statistics_of_one_image_are_its_2d_measures():
     image = random_phases((40, 36), 3, seed=5)
     stats = slice_statistics(image, 2, max_length=10)
-    np.testing.assert_allclose(
-        stats["lineal_path"], (lineal_path(image, 2, 10, 0) + lineal_path(image, 2, 10, 1)) / 2
-    )
+    np.testing.assert_allclose(stats["lineal_path"], (lineal_path(image, 2, 10, 0) + lineal_path(image, 2, 10, 1)) / 2)
     euler = euler_characteristic_density(image, 2)
     assert stats["euler_characteristic_density"] == pytest.approx(euler)
     assert stats["specific_perimeter"] == pytest.approx(specific_surface_area(image, 2))
@@ -280,8 +271,7 @@ def test_smoothed_berea_keeps_its_porosity_and_loses_surface(shared_data):
     assert errors["truth/volume_fraction_abs"]["all"] == 0
     truth_morphology = result["phases"][1]["truth"]["morphology"]
     assert (
-        truth_morphology["candidate"]["specific_surface_area"]
-        < truth_morphology["reference"]["specific_surface_area"]
+        truth_morphology["candidate"]["specific_surface_area"] < truth_morphology["reference"]["specific_surface_area"]
     )
     assert max(errors["truth/s2_rms_axis"].values()) < 0.01
 

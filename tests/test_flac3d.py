@@ -42,9 +42,7 @@ def parse_f3grid(path):
 
 
 # Offsets of FLAC3D's B8 nodes p0..p7 in a unit brick (docs/export.md, Itasca's brick primitive).
-B8_OFFSETS = np.array(
-    [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]], float
-)
+B8_OFFSETS = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]], float)
 
 
 def hexahedron_volume(corners):
@@ -93,9 +91,7 @@ def test_grid_geometry_groups_and_counts(tmp_path, small_volume):
     voxels = zone_voxels(points, zones, voxel_size, origin)
     names = {0: "gravel", 1: "matrix", 2: "phase2"}
     assert set(zgroups) == set(names.values())
-    assert sorted(itertools.chain(*zgroups.values())) == sorted(
-        zones
-    )  # every zone in exactly one group
+    assert sorted(itertools.chain(*zgroups.values())) == sorted(zones)  # every zone in exactly one group
     for label, name in names.items():
         members = {voxels[z] for z in zgroups[name]}
         assert members == {tuple(v) for v in np.argwhere(small_volume == label)}
@@ -174,9 +170,7 @@ def test_largest_cylinder_of_the_block(tmp_path):
     counts = write_f3grid(tmp_path / "c.f3grid", labels, cylinder=True)
     # Zone centres within radius 10 of the axis: close to the disc area pi * 10^2 per layer.
     per_layer = counts["zones"] // 4
-    assert per_layer == sum(
-        1 for j in range(20) for i in range(20) if (i + 0.5 - 10) ** 2 + (j + 0.5 - 10) ** 2 <= 100
-    )
+    assert per_layer == sum(1 for j in range(20) for i in range(20) if (i + 0.5 - 10) ** 2 + (j + 0.5 - 10) ** 2 <= 100)
     assert abs(per_layer - np.pi * 100) < 0.05 * np.pi * 100
     assert counts["groups"] == {"gravel": 0, "matrix": counts["zones"]}
     _, _, _, zgroups, _ = parse_f3grid(tmp_path / "c.f3grid")
@@ -194,9 +188,7 @@ def brute_force_majority(labels, factor):
                     j * factor : (j + 1) * factor,
                     i * factor : (i + 1) * factor,
                 ]
-                out[k, j, i] = np.argmax(
-                    np.bincount(block.ravel())
-                )  # argmax: ties to the smaller label
+                out[k, j, i] = np.argmax(np.bincount(block.ravel()))  # argmax: ties to the smaller label
     return out
 
 
@@ -225,17 +217,13 @@ def test_meshio_reads_the_grid(tmp_path, small_volume):
     hexahedra = mesh.cells_dict["hexahedron"]
     assert len(hexahedra) == small_volume.size
     # meshio converts to VTK order: bottom ring counter-clockwise seen from above, then the top.
-    vtk_offsets = np.array(
-        [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]]
-    )
+    vtk_offsets = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]])
     corners = mesh.points[hexahedra]
     assert np.allclose(corners - corners[:, :1], vtk_offsets * 2.0)
     # Zones are written in C order of the (z, y, x) volume.
     for name, label in (("clast", 0), ("matrix", 1), ("phase2", 2)):
         (members,) = [v for key, v in mesh.cell_sets.items() if key.startswith(f"zone:{name}:")]
-        assert np.array_equal(
-            np.sort(np.concatenate(members)), np.flatnonzero(small_volume.ravel() == label)
-        )
+        assert np.array_equal(np.sort(np.concatenate(members)), np.flatnonzero(small_volume.ravel() == label))
     write_f3grid(tmp_path / "f.f3grid", small_volume)
     with_faces = meshio.read(tmp_path / "f.f3grid")
     assert len(with_faces.cells_dict["hexahedron"]) == small_volume.size
@@ -289,9 +277,7 @@ def test_f3dat_template(tmp_path):
     assert "zone face apply velocity-z 0 range group 'bottom'" in text
     assert "zone face apply velocity-z [-platen_velocity] range group 'top'" in text
     assert "fish history name 'axial-stress' axial_stress" in text
-    custom = write_f3dat(
-        tmp_path / "one.f3dat", grid, group_names=["a"], confining_pressures_mpa=[1.5]
-    )
+    custom = write_f3dat(tmp_path / "one.f3dat", grid, group_names=["a"], confining_pressures_mpa=[1.5])
     assert "stress-normal -1.5e+06 range group 'lateral'" in custom.read_text()
 
 
@@ -299,7 +285,7 @@ def test_f3dat_template(tmp_path):
     "labels, kwargs, message",
     [
         (np.zeros((4, 4), np.uint8), {}, "3D"),
-        (np.zeros((2, 2, 2), np.float32), {}, "integers"),
+        (np.full((2, 2, 2), 0.5, np.float32), {}, "grey image"),
         (-np.ones((2, 2, 2), np.int16), {}, "non-negative"),
         (np.zeros((0, 2, 2), np.uint8), {}, "empty"),
         (np.zeros((2, 2, 2), np.uint8), {"voxel_size": 0}, "positive"),

@@ -1,6 +1,7 @@
 """Reading label images and writing volumes: round trips, metadata and the errors users see."""
 
 import base64
+import hashlib
 import json
 from xml.etree import ElementTree
 
@@ -12,7 +13,14 @@ from PIL import Image
 from napari_dmcr.cli import main
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.readers import read_image, validate_labels
-from napari_dmcr.io.writers import read_sidecar, read_volume, read_voxel_size, write_volume
+from napari_dmcr.io.writers import (
+    file_sha256,
+    read_sidecar,
+    read_volume,
+    read_voxel_size,
+    sidecar_path,
+    write_volume,
+)
 
 
 @pytest.fixture
@@ -41,7 +49,7 @@ def test_volume_round_trip(tmp_path, volume, suffix):
     assert np.array_equal(read_image(path, ndim=3), volume)
     if suffix != ".npy":
         assert read_voxel_size(path) == pytest.approx(0.25)
-    assert not (tmp_path / "core.json").exists()  # no parameters, no sidecar
+    assert not (tmp_path / f"core{suffix}.json").exists()  # no parameters, no sidecar
 
 
 def test_tiff_is_an_imagej_stack_with_the_voxel_size(tmp_path, volume):
@@ -73,11 +81,10 @@ def test_vti_is_vtk_image_data_with_cells_in_x_fastest_order(tmp_path, volume):
 
 
 def test_sidecar_records_parameters_voxel_size_and_format(tmp_path, volume):
-    path = write_volume(
-        tmp_path / "core.npy", volume, voxel_size=0.1, parameters={"seed": 4, "lr": 0.01}
-    )
-    sidecar = json.loads((tmp_path / "core.json").read_text())
-    assert sidecar == {"seed": 4, "lr": 0.01, "voxel_size": 0.1, "format": "npy"}
+    path = write_volume(tmp_path / "core.npy", volume, voxel_size=0.1, parameters={"seed": 4, "lr": 0.01})
+    sidecar = json.loads((tmp_path / "core.npy.json").read_text())
+    assert sidecar == {"seed": 4, "lr": 0.01, "voxel_size": 0.1, "format": "npy", "sha256": file_sha256(path)}
+    assert sidecar["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert read_sidecar(path) == sidecar
     assert read_voxel_size(path) == pytest.approx(0.1)
 
@@ -99,7 +106,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, volume, monkeypatch):
     "name, labels, kwargs, message",
     [
         ("v.png", np.zeros((2, 2, 2), np.uint8), {}, "use one of"),
-        ("v.npy", np.zeros((2, 2, 2), np.float32), {}, "integers"),
+        ("v.npy", np.full((2, 2, 2), 0.5, np.float32), {}, "grey image"),
         ("v.npy", np.zeros((2, 2, 2, 2), np.uint8), {}, "2D or 3D"),
         ("v.npy", np.zeros((2, 2, 2), np.uint8), {"voxel_size": -1}, "positive"),
         ("v.tif", np.full((2, 2, 2), 70000, np.int32), {}, "65535"),
@@ -161,7 +168,7 @@ def test_raw_volume(tmp_path, volume):
     data.tofile(tmp_path / "core.raw")
     labels = read_image(tmp_path / "core.raw", raw_shape=volume.shape, raw_dtype="<u2")
     assert np.array_equal(labels, volume)  # 0/1000/2000 renumbered 0/1/2
-    with pytest.raises(InputError, match="has 420 bytes but shape .* needs 840"):
+    with pytest.raises(InputError, match=r"has 420 bytes but shape .* needs 840"):
         read_image(tmp_path / "core.raw", raw_shape=(5, 6, 7), raw_dtype="<u4")
     with pytest.raises(InputError, match="raw_shape"):
         read_image(tmp_path / "core.raw")
@@ -179,9 +186,9 @@ def test_raw_volume(tmp_path, volume):
         ),
         (np.zeros((0, 5), np.uint8), {}, "empty"),
         (np.eye(3, dtype=np.uint8), {"min_side": 16}, "too small"),
-        (np.array([[-1, 0], [0, 1]], np.int8), {}, "negative labels"),
+        (np.array([[-1, 0], [0, 1]], np.int8), {}, "non-negative integers"),
         (np.zeros((2, 3, 4, 5), np.uint8), {}, "label image"),
-        (np.array([["a", "b"], ["c", "d"]]), {}, "data type"),
+        (np.array([["a", "b"], ["c", "d"]]), {}, "must be integers, got dtype"),
     ],
 )
 def test_read_image_refuses_bad_images(tmp_path, array, kwargs, message):
@@ -209,7 +216,7 @@ def test_validate_labels_for_widgets():
     assert validate_labels(np.array([[True, False], [False, True]])).tolist() == [[1, 0], [0, 1]]
     with pytest.raises(InputError, match="layer 'core': expected a 3D"):
         validate_labels(np.zeros((4, 4), np.uint8), what="layer 'core'", ndim=3)
-    with pytest.raises(InputError, match="not whole numbers"):
+    with pytest.raises(InputError, match="non-whole values"):
         validate_labels(np.array([[0.5, 1.0], [0.0, 1.0]]))
     with pytest.raises(InputError, match="negative"):
         validate_labels(np.array([[-1, 0], [0, 1]]))
@@ -228,7 +235,7 @@ def test_export_command_carries_the_parameters_over(tmp_path, volume, capsys):
         assert main(["export", str(source), "--format", fmt, "--out", str(out)]) == 0
         assert np.array_equal(read_volume(out), volume)
         assert read_voxel_size(out) == pytest.approx(0.004)  # from the source's sidecar
-        sidecar = json.loads(out.with_suffix(".json").read_text())
+        sidecar = json.loads(sidecar_path(out).read_text())
         assert sidecar["seed"] == 9 and sidecar["format"] == fmt and fmt in sidecar["export"]
     assert (
         main(
@@ -246,10 +253,12 @@ def test_export_command_carries_the_parameters_over(tmp_path, volume, capsys):
         == 0
     )
     assert (tmp_path / "core.f3grid").exists() and (tmp_path / "core.f3dat").exists()
-    shared = json.loads((tmp_path / "core.json").read_text())  # same stem: one shared sidecar
-    assert shared["seed"] == 9 and shared["format"] == "npy"
-    assert shared["export"]["f3grid"]["group_names"] == {"0": "clast", "1": "cement", "2": "phase2"}
-    assert shared["export"]["f3grid"]["flac3d"]["zones"] > 0
+    own = json.loads((tmp_path / "core.f3grid.json").read_text())  # each file has its own sidecar
+    assert own["seed"] == 9 and own["format"] == "f3grid"
+    assert own["sha256"] == hashlib.sha256((tmp_path / "core.f3grid").read_bytes()).hexdigest()
+    assert own["export"]["f3grid"]["group_names"] == {"0": "clast", "1": "cement", "2": "phase2"}
+    assert own["export"]["f3grid"]["flac3d"]["zones"] > 0
+    assert json.loads((tmp_path / "core.npy.json").read_text())["format"] == "npy"  # the source's, untouched
     assert "range group 'cement'" in (tmp_path / "core.f3dat").read_text()
     assert "f3grid:" in capsys.readouterr().out
 
@@ -278,7 +287,7 @@ def test_read_volume_of_a_broken_file(tmp_path):
     (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
     with pytest.raises(InputError, match="holds no image"):
         read_volume(tmp_path / "broken.tif")
-    with pytest.raises(InputError, match="broken.tif"):
+    with pytest.raises(InputError, match=r"broken\.tif"):
         read_image(tmp_path / "broken.tif")
     (tmp_path / "broken.vti").write_text("<VTKFile")
     with pytest.raises(InputError, match="not a valid VTK XML"):

@@ -36,10 +36,10 @@ def test_correlation_inverts_the_bivariate_normal_orthant_probability(fraction):
 
 def test_mixture_recovers_a_gaussian_correlation_and_drops_noise():
     lags = np.arange(33.0)
-    rho = 0.7 * np.exp(-lags**2 / (4 * 3.0**2)) + 0.3 * np.exp(-lags**2 / (4 * 8.0**2))
+    rho = 0.7 * np.exp(-(lags**2) / (4 * 3.0**2)) + 0.3 * np.exp(-(lags**2) / (4 * 8.0**2))
     noisy = rho + 0.01 * np.random.default_rng(0).standard_normal(rho.size) * (lags > 0)
     widths, weights = correlation_mixture(noisy)
-    fitted = (weights * np.exp(-lags[:, None] ** 2 / (4 * widths**2))).sum(1)
+    fitted = (weights * np.exp(-(lags[:, None] ** 2) / (4 * widths**2))).sum(1)
     assert np.all(weights > 0) and weights.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(fitted, rho, atol=0.015)
 
@@ -56,7 +56,7 @@ def test_cut_has_the_exact_fraction_and_the_closed_form_s2_along_every_axis():
     cut = gaussian_level_cut([image], 1, (48, 48, 48), seed=3, periodic=True)
     assert cut.dtype == bool and cut.sum() == round(fraction * cut.size)
     lags = np.arange(9)
-    closed_form = [orthant(fraction, rho) for rho in np.exp(-lags**2 / (4 * width**2))]
+    closed_form = [orthant(fraction, rho) for rho in np.exp(-(lags**2) / (4 * width**2))]
     volume = torch.as_tensor(cut, dtype=torch.float64)
     for stack in (volume_slices(volume, axis) for axis in range(3)):
         profiles = s2_axis_profiles(stack, 8, periodic=True).mean(0).numpy()
@@ -81,12 +81,15 @@ def test_engine_starts_from_the_cut_by_default_and_from_noise_when_it_cannot():
     result = run_reconstruction(image, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0)
     assert result.parameters["start"] == "auto" and result.parameters["start_model"]["model"] in ("gaussian", "spheres")
     assert (result.parameters["multigrid_levels"], result.parameters["max_iter"]) == (1, 30)
-    result = run_reconstruction(image, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0,
-                                start="random")
+    result = run_reconstruction(
+        image, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0, start="random"
+    )
     assert (result.parameters["multigrid_levels"], result.parameters["max_iter"]) == (1, 200)
     # The polish of a fitted start stops within the natural spread of slices; a random start does not.
-    defaults = [run_reconstruction(image, (16, 16, 16), device="cpu", descriptors="cpu", max_iter=1, start=start)
-                for start in ("auto", "random")]
+    defaults = [
+        run_reconstruction(image, (16, 16, 16), device="cpu", descriptors="cpu", max_iter=1, start=start)
+        for start in ("auto", "random")
+    ]
     assert [r.parameters["target_residual"] for r in defaults] == [0.1, 0.005]
     three = (image + (np.arange(48)[:, None] < 8)).astype(np.uint8)  # labels 0, 1, 2
     result = run_reconstruction(three, (16, 16), device="cpu", max_iter=2, descriptors="cpu")

@@ -1,8 +1,8 @@
 """The differentiable reconstruction engine on small problems (CPU)."""
 
 import gc
-import math
 import json
+import math
 import types
 import weakref
 
@@ -66,8 +66,13 @@ def test_anisotropic_targets_give_an_anisotropic_volume():
     layered = stripes((24, 24), width=3)  # slices normal to x and y: layers stacked along z
     target = {"x": layered, "y": layered, "z": layered}
     result = run_reconstruction(
-        target, (24, 16, 16), direction_weights=(0.0, 1.0, 1.0), max_iter=60, seed=0,
-        multigrid_levels=1, **FAST,
+        target,
+        (24, 16, 16),
+        direction_weights=(0.0, 1.0, 1.0),
+        max_iter=60,
+        seed=0,
+        multigrid_levels=1,
+        **FAST,
     )
     indicator = (result.labels == 1).astype(float)
     # A layered volume: along z, S2 at lag 3 (the next layer) drops towards 0; along x it stays
@@ -90,8 +95,9 @@ def test_three_phase_target_gives_three_phases_at_the_target_fractions(shared_da
 def test_cancel_stops_within_one_iteration_and_keeps_the_state():
     image = blobs((32, 32), 0.4)
     cancel = CancelToken()
-    steps = reconstruct(image, (16, 16, 16), max_iter=500, seed=0, cancel=cancel,
-                        preview_interval_s=0.0, multigrid_levels=1, **FAST)
+    steps = reconstruct(
+        image, (16, 16, 16), max_iter=500, seed=0, cancel=cancel, preview_interval_s=0.0, multigrid_levels=1, **FAST
+    )
     seen = None
     while True:
         try:
@@ -121,8 +127,7 @@ def test_lbfgsb_keeps_the_field_in_bounds_and_adam_runs():
     image = blobs((32, 32), 0.3)
     lbfgsb = run_reconstruction(image, (32, 32), max_iter=20, seed=0, **FAST)
     assert lbfgsb.field.min() >= 0.0 and lbfgsb.field.max() <= 1.0
-    adam = run_reconstruction(image, (32, 32), optimizer="adam", max_iter=40, seed=0,
-                              multigrid_levels=1, **FAST)
+    adam = run_reconstruction(image, (32, 32), optimizer="adam", max_iter=40, seed=0, multigrid_levels=1, **FAST)
     assert adam.history[-1]["loss"] < adam.history[0]["loss"]
     runs = sorted({h["run"] for h in adam.history})
     assert runs == [0, 1, 2]  # the level, then the two rounds of the sharpening stage
@@ -134,8 +139,7 @@ def test_lbfgsb_keeps_the_field_in_bounds_and_adam_runs():
 
 def test_multigrid_runs_coarse_to_fine_and_previews_keep_the_full_shape():
     image = blobs((64, 64), 0.4, sigma=3.0)
-    steps = reconstruct(image, (32, 32, 32), max_iter=4, multigrid_levels=2, seed=0,
-                        preview_interval_s=0.0, **FAST)
+    steps = reconstruct(image, (32, 32, 32), max_iter=4, multigrid_levels=2, seed=0, preview_interval_s=0.0, **FAST)
     shapes = set()
     while True:
         try:
@@ -144,7 +148,7 @@ def test_multigrid_runs_coarse_to_fine_and_previews_keep_the_full_shape():
             result = stop.value
             break
     assert shapes == {(32, 32, 32)}
-    assert [h["level"] for h in result.history][0] == 1 and result.history[-1]["level"] == 0
+    assert next(h["level"] for h in result.history) == 1 and result.history[-1]["level"] == 0
 
 
 def test_sharpening_stage_pushes_the_field_toward_0_and_1():
@@ -216,7 +220,7 @@ def test_an_error_whose_cause_is_itself_still_reaches_the_caller(monkeypatch):
     [
         (np.ones((16, 16), np.uint8), (8, 8, 8), {}, "single label"),
         (np.random.default_rng(0).random((16, 16)), (8, 8, 8), {}, "grey image"),
-        (np.zeros((2, 16, 16), np.uint8), (8, 8, 8), {}, "2D labeled image"),
+        (np.zeros((2, 16, 16), np.uint8), (8, 8, 8), {}, "2D label array"),
         (stripes((16, 16), 2), (8, 8, 8, 8), {}, "shape must be 2 or 3"),
         (stripes((16, 16), 2), (8, 8, 8), {"optimizer": "sgd"}, "unknown optimizer"),
         (stripes((16, 16), 2), (8, 8, 8), {"phase": 7}, "not a label"),
@@ -235,14 +239,32 @@ def test_command_line_writes_the_volume_and_its_parameters(tmp_path):
     image_path = tmp_path / "slice.npy"
     np.save(image_path, conglomerate_slice((32, 32), seed=1))
     out = tmp_path / "volume.tif"
-    code = main(["reconstruct", str(image_path), "--out", str(out), "--shape", "12", "12", "12",
-                 "--max-iter", "5", "--seed", "7", "--preset", "cpu", "--weights", "tv=2"])
+    code = main(
+        [
+            "reconstruct",
+            str(image_path),
+            "--out",
+            str(out),
+            "--shape",
+            "12",
+            "12",
+            "12",
+            "--max-iter",
+            "5",
+            "--seed",
+            "7",
+            "--preset",
+            "cpu",
+            "--weights",
+            "tv=2",
+        ]
+    )
     assert code == 0
     import tifffile
 
     volume = tifffile.imread(out)
     assert volume.shape == (12, 12, 12)
-    sidecar = json.loads(out.with_suffix(".json").read_text())
+    sidecar = json.loads((tmp_path / "volume.tif.json").read_text())
     assert sidecar["seed"] == 7 and sidecar["parameters"]["seed"] == 7
     assert sidecar["device"] == "cpu"
     assert {d["name"]: d["weight"] for d in sidecar["parameters"]["descriptors"]}["tv"] == 2.0
@@ -255,12 +277,15 @@ def test_command_line_refuses_bad_weights(tmp_path, capsys):
     assert "NAME=WEIGHT" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("out, extra, message", [
-    ("folder.npy", [], "is a folder"),
-    ("a_file/core.npy", [], "is a file, not a folder"),
-    ("core", [], "without suffix"),
-    ("core.npy", ["--voxel-size", "-1"], "positive number"),
-])
+@pytest.mark.parametrize(
+    "out, extra, message",
+    [
+        ("folder.npy", [], "is a folder"),
+        ("a_file/core.npy", [], "is a file, not a folder"),
+        ("core", [], "without suffix"),
+        ("core.npy", ["--voxel-size", "-1"], "positive number"),
+    ],
+)
 def test_command_line_checks_the_output_before_it_computes(tmp_path, capsys, out, extra, message):
     (tmp_path / "folder.npy").mkdir()
     (tmp_path / "a_file").write_text("not a folder")
@@ -278,8 +303,7 @@ def test_initial_state_is_where_the_run_starts():
     # One iteration from a labeled start moves little: most voxels keep their label.
     assert (result.labels == start).mean() > 0.8
     field = np.random.default_rng(0).random((16, 16))
-    steps = reconstruct(image, (16, 16), initial=field, max_iter=1, multigrid_levels=1,
-                        preview_interval_s=0.0, **FAST)
+    steps = reconstruct(image, (16, 16), initial=field, max_iter=1, multigrid_levels=1, preview_interval_s=0.0, **FAST)
     first = next(steps)
     assert first.volume.shape == (16, 16)
     with pytest.raises(InputError, match="output shape"):
@@ -299,19 +323,33 @@ def test_a_descriptor_file_target_equals_its_image(tmp_path):
     from_file = run_reconstruction(path, (16, 16, 16), max_iter=8, seed=2, isotropic_s2=1.0, **FAST)
     # The same run from the image, with the settings the file was characterized with.
     weights = {spec.name: spec.weight for spec in preset(FAST["descriptors"])}
-    specs = (DescriptorSpec("s3", limit_to=3, levels=1), DescriptorSpec("tv", weight=weights["tv"]),
-             DescriptorSpec("vf"))
+    specs = (
+        DescriptorSpec("s3", limit_to=3, levels=1),
+        DescriptorSpec("tv", weight=weights["tv"]),
+        DescriptorSpec("vf"),
+    )
     # A file holds no radial S2: the isotropic 3D term is off for it (and said so), and the run
     # starts from noise, not from a Gaussian level cut.
-    from_image = run_reconstruction(image, (16, 16, 16), descriptors=specs, max_iter=8, seed=2, start="random",
-                                    multigrid_levels=1, device="cpu", target_residual=0.0, isotropic_s2=0)
+    from_image = run_reconstruction(
+        image,
+        (16, 16, 16),
+        descriptors=specs,
+        max_iter=8,
+        seed=2,
+        start="random",
+        multigrid_levels=1,
+        device="cpu",
+        target_residual=0.0,
+        isotropic_s2=0,
+    )
     assert any("isotropic 3D S2 off" in note for note in from_file.notes)
     assert [d["name"] for d in from_file.parameters["descriptors"]] == ["s3", "tv", "vf"]
     assert from_file.parameters["multigrid_levels"] == 1
     assert from_file.parameters["start"] == "random"
     assert from_file.fractions == from_image.fractions
-    np.testing.assert_allclose([h["loss"] for h in from_file.history],
-                               [h["loss"] for h in from_image.history], rtol=1e-4)
+    np.testing.assert_allclose(
+        [h["loss"] for h in from_file.history], [h["loss"] for h in from_image.history], rtol=1e-4
+    )
     with pytest.raises(InputError, match="one multigrid level"):
         reconstruct(path, (16, 16, 16), multigrid_levels=2)
     with pytest.raises(InputError, match="descriptor file"):
@@ -322,8 +360,12 @@ def test_command_line_reconstructs_from_a_descriptor_file(tmp_path):
     image_path = tmp_path / "slice.npy"
     np.save(image_path, conglomerate_slice((32, 32), seed=1))
     npz = tmp_path / "descriptors.npz"
-    assert main(["characterize", str(image_path), "--out", str(npz), "--no-gram",
-                 "--s3-limit-to", "3", "--s3-levels", "1"]) == 0
+    assert (
+        main(
+            ["characterize", str(image_path), "--out", str(npz), "--no-gram", "--s3-limit-to", "3", "--s3-levels", "1"]
+        )
+        == 0
+    )
     out = tmp_path / "volume.npy"
     assert main(["reconstruct", str(npz), "--out", str(out), "--max-iter", "3", "--preset", "cpu"]) == 0
     assert np.load(out).shape == (32, 32, 32)
@@ -373,7 +415,7 @@ def test_filtered_run_has_no_one_voxel_specks_and_records_its_settings():
     image = blobs((48, 48), 0.35, sigma=2.0, seed=1)
     result = run_reconstruction(image, (16, 16, 16), max_iter=40, seed=0, filter_sigma=1.0, start="random", **FAST)
     assert result.parameters["filter_sigma"] == 1.0 and result.parameters["match"] == "volume"
-    labels, count = ndi_label(result.labels == 1)
+    labels, _count = ndi_label(result.labels == 1)
     sizes = np.bincount(labels.ravel())[1:]
     assert sizes.min() > 1
     with pytest.raises(InputError, match="filter_sigma"):

@@ -52,9 +52,7 @@ def wait_for(qtbot, condition):
 
 def test_manifest_is_valid():
     npe2 = Path(sys.executable).with_name("npe2")
-    result = subprocess.run(
-        [str(npe2), "validate", PLUGIN], check=False, capture_output=True, text=True
-    )
+    result = subprocess.run([str(npe2), "validate", PLUGIN], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid" in result.stdout
 
@@ -132,7 +130,7 @@ def test_full_flow_on_the_sample(viewer, qtbot, tmp_path):
         export.export()
         wait_for(qtbot, lambda: export._worker is None)
         assert (tmp_path / f"core{suffix}").exists(), export.status.value
-        sidecar = json.loads((tmp_path / "core.json").read_text())
+        sidecar = json.loads((tmp_path / f"core{suffix}.json").read_text())
         assert sidecar["source_layer"] == result.name
     assert (tmp_path / "core.f3dat").exists()
 
@@ -181,9 +179,7 @@ def test_yeong_torquato_method(viewer, qtbot):
     assert set(np.unique(result.data)) == {0, 1}
 
 
-def test_grey_image_is_thresholded_with_otsu_and_a_stack_gives_its_current_slice(
-    make_napari_viewer, tmp_path
-):
+def test_grey_image_is_thresholded_with_otsu_and_a_stack_gives_its_current_slice(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)
     grey = np.where(rng.random((32, 32)) > 0.6, 200.0, 40.0) + rng.normal(0, 5, (32, 32))
@@ -274,9 +270,7 @@ def test_out_of_memory_offers_smaller_chunks_or_the_cpu(viewer, qtbot, monkeypat
     from napari_dmcr.errors import DeviceMemoryError
 
     def out_of_memory(*args, **kwargs):
-        raise DeviceMemoryError(
-            "the GPU ran out of memory with chunks of 8 slices; try chunk_size=4 or device='cpu'"
-        )
+        raise DeviceMemoryError("the GPU ran out of memory with chunks of 8 slices; try chunk_size=4 or device='cpu'")
         yield
 
     monkeypatch.setattr(reconstruction, "reconstruct", out_of_memory)
@@ -286,10 +280,7 @@ def test_out_of_memory_offers_smaller_chunks_or_the_cpu(viewer, qtbot, monkeypat
     widget.run()
     wait_for(qtbot, lambda: widget._worker is None)
     assert "ran out of memory" in widget.status.value
-    assert all(
-        button.native.isVisibleTo(widget)
-        for button in (widget._retry_chunk_button, widget._retry_cpu_button)
-    )
+    assert all(button.native.isVisibleTo(widget) for button in (widget._retry_chunk_button, widget._retry_cpu_button))
     widget._retry_smaller_chunks()
     assert widget._chunk.value == 4
     wait_for(qtbot, lambda: widget._worker is None)
@@ -298,12 +289,10 @@ def test_out_of_memory_offers_smaller_chunks_or_the_cpu(viewer, qtbot, monkeypat
 def test_save_layers_writer(tmp_path):
     volume = (np.arange(4 * 4 * 4).reshape(4, 4, 4) % 2).astype(np.uint8)
     names = {"0": "gravel", "1": "matrix"}
-    layer = napari.layers.Labels(
-        volume, name="core", scale=(0.5, 0.5, 0.5), metadata={"label_names": names}
-    )
+    layer = napari.layers.Labels(volume, name="core", scale=(0.5, 0.5, 0.5), metadata={"label_names": names})
     written = layer.save(str(tmp_path / "core.vti"), plugin=PLUGIN)
     assert Path(written[0]).exists()
-    assert json.loads((tmp_path / "core.json").read_text())["voxel_size"] == 0.5
+    assert json.loads((tmp_path / "core.vti.json").read_text())["voxel_size"] == 0.5
     written = layer.save(str(tmp_path / "grid.f3grid"), plugin=PLUGIN)
     assert {Path(p).suffix for p in written} == {".f3grid", ".f3dat", ".json"}
     assert "matrix" in (tmp_path / "grid.f3grid").read_text()

@@ -62,8 +62,15 @@ def drain(generator):
 @pytest.mark.parametrize("temperature", [1e3, 0.0])
 def test_incremental_s2_equals_full_recomputation(target, shape, max_lag, temperature):
     run = yeong_torquato(
-        target, shape, max_lag=max_lag, max_swaps=40_000, stall_swaps=10**9,
-        initial_temperature=temperature, cooling=1.0, seed=3, preview_interval_s=1e9,
+        target,
+        shape,
+        max_lag=max_lag,
+        max_swaps=40_000,
+        stall_swaps=10**9,
+        initial_temperature=temperature,
+        cooling=1.0,
+        seed=3,
+        preview_interval_s=1e9,
     )
     steps, result = drain(run)
     assert result.swaps == 40_000
@@ -110,9 +117,7 @@ def test_polishing_a_reconstruction_keeps_its_structure():
 def test_initial_temperature_accepts_the_mean_uphill_swap_with_the_given_probability():
     target = blobs((32, 32), 13)
     start = blobs((16, 16), 14, fraction=round(target.mean() * 256) / 256)
-    result = run_yeong_torquato(
-        target, (16, 16), max_lag=8, initial=start, initial_acceptance=0.3, max_swaps=0
-    )
+    result = run_yeong_torquato(target, (16, 16), max_lag=8, initial=start, initial_acceptance=0.3, max_swaps=0)
     energy = np.sum((periodic_s2(start, 8) - result.target_s2) ** 2)
     assert result.energy_history[0] == pytest.approx(energy)  # the start was used as given
     # Brute force: mean energy rise over the uphill ones among random phase-preserving swaps.
@@ -130,8 +135,12 @@ def test_initial_temperature_accepts_the_mean_uphill_swap_with_the_given_probabi
 
 def test_geometric_cooling_per_temperature_level():
     result = run_yeong_torquato(
-        blobs((32, 32), 15), (16, 16), max_swaps=10_000, stall_swaps=10**9,
-        swaps_per_temperature=1_000, cooling=0.9,
+        blobs((32, 32), 15),
+        (16, 16),
+        max_swaps=10_000,
+        stall_swaps=10**9,
+        swaps_per_temperature=1_000,
+        cooling=0.9,
     )
     # The temperature drops before trial swaps 1000, 2000, ..., 9000: nine times.
     np.testing.assert_allclose(result.final_temperature, result.initial_temperature * 0.9**9)
@@ -153,9 +162,7 @@ def test_three_section_targets_map_to_volume_axes():
 
 def test_phase_fraction_never_changes():
     target = blobs((32, 32), 4, fraction=0.3)
-    run = yeong_torquato(
-        target, (16, 16, 16), max_swaps=60_000, interface_bias=True, preview_interval_s=0
-    )
+    run = yeong_torquato(target, (16, 16, 16), max_swaps=60_000, interface_bias=True, preview_interval_s=0)
     steps, result = drain(run)
     count = round(target.mean() * 16**3)
     assert len(steps) > 3
@@ -167,9 +174,7 @@ def test_phase_fraction_never_changes():
 def test_initial_state_is_polished_at_the_exact_fraction():
     target = blobs((32, 32), 5)
     initial = blobs((32, 32), 6, fraction=0.5) * 7  # other labels count as "not phase"
-    result = run_yeong_torquato(
-        target, (32, 32), phase=0, initial=initial, initial_temperature=0.0, max_swaps=20_000
-    )
+    result = run_yeong_torquato(target, (32, 32), phase=0, initial=initial, initial_temperature=0.0, max_swaps=20_000)
     assert result.labels.dtype == np.uint8
     assert set(np.unique(result.labels)) == {0, 1}
     assert (result.labels == 0).sum() == round((target == 0).mean() * 32 * 32)
@@ -201,9 +206,7 @@ def test_seeded_runs_repeat():
 
 def test_cancel_returns_best_state_within_a_batch():
     token = CancelToken()
-    run = yeong_torquato(
-        blobs((32, 32), 9), (32, 32, 32), max_swaps=10**9, cancel=token, preview_interval_s=0
-    )
+    run = yeong_torquato(blobs((32, 32), 9), (32, 32, 32), max_swaps=10**9, cancel=token, preview_interval_s=0)
     first = next(run)
     assert isinstance(first, ProgressStep) and first.iteration == 0
     next(run)
@@ -237,7 +240,7 @@ def test_stop_criteria():
         (blobs((8, 8), 0), (32, 32), {"max_lag": 6}, "target is too small"),
         (blobs((16, 16), 0), (8, 8), {"initial": np.zeros((9, 8))}, "initial has shape"),
         (blobs((16, 16), 0), (8, 8), {"cooling": 1.5}, "cooling"),
-        (blobs((16, 16), 0).astype(float) * 0.5, (8, 8), {}, "labeled image"),
+        (blobs((16, 16), 0).astype(float) * 0.5, (8, 8), {}, "grey image"),
         (blobs((16, 16, 16), 0), (8, 8), {}, "single 2D target"),
     ],
 )

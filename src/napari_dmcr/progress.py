@@ -87,3 +87,17 @@ class Throttle:
             self._last = now
             return True
         return False
+
+
+def drain(steps, on_step=None):
+    """Run an engine's generator to the end; return its result (the ``StopIteration`` value).
+
+    ``on_step(step)`` is called with every :class:`ProgressStep` yielded, if given.
+    """
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if on_step is not None:
+            on_step(step)

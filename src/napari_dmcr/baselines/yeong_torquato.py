@@ -26,7 +26,9 @@ import numpy as np
 from numba import njit
 
 from napari_dmcr.errors import InputError
-from napari_dmcr.progress import CancelToken, ProgressStep, Throttle
+from napari_dmcr.labels import check_labels, minority_label
+from napari_dmcr.progress import CancelToken, ProgressStep, Throttle, drain
+from napari_dmcr.reconstruction.cost import check_memory
 
 # Trial swaps per kernel call: a cancel takes effect within one batch, and the Python overhead
 # between batches stays well under 1% of the time.
@@ -103,7 +105,7 @@ def yeong_torquato(
     target,
     shape,
     *,
-    phase=1,
+    phase=None,
     max_lag=None,
     isotropic=False,
     target_periodic=False,
@@ -144,8 +146,9 @@ def yeong_torquato(
         Target profiles are measured without wrap-around unless ``target_periodic``.
     shape : tuple of 2 or 3 int
         Shape of the reconstruction (periodic in every axis).
-    phase : int
-        Label of the phase of interest; the result carries the target's two labels.
+    phase : int, optional
+        Label of the phase of interest (default: the minority label, as in every method); the
+        result carries the target's two labels.
     max_lag : int, optional
         Largest lag of S2 in voxels. Defaults to half the smallest reconstruction or target
         axis; may not exceed either. The cost of a trial swap grows linearly with it.
@@ -256,6 +259,7 @@ def yeong_torquato(
     if not preview_interval_s >= 0.0:
         raise InputError(f"preview_interval_s must be 0 or more, got {preview_interval_s}")
     seed = _check_int("seed", seed, 0)
+    check_memory(shape, method="yeong-torquato", max_lag=max_lag)
 
     target_s2 = _target_profiles(indicators, len(shape), max_lag, isotropic, target_periodic)
     rng = np.random.default_rng(seed)
@@ -296,12 +300,7 @@ def run_yeong_torquato(target, shape, **kwargs) -> AnnealingResult:
     Takes the same arguments; previews are off unless ``preview=True`` is passed.
     """
     kwargs.setdefault("preview", False)
-    steps = yeong_torquato(target, shape, **kwargs)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as stop:
-            return stop.value
+    return drain(yeong_torquato(target, shape, **kwargs))
 
 
 # --- input checks -----------------------------------------------------------------------------
@@ -313,32 +312,15 @@ def _check_int(name, value, minimum):
     return int(value)
 
 
-def _as_labels(image, what):
-    image = np.asarray(image)
-    if image.dtype == bool:
-        return image.astype(np.uint8)
-    if np.issubdtype(image.dtype, np.floating) and np.array_equal(image, np.round(image)):
-        return image.astype(np.int64)
-    if not np.issubdtype(image.dtype, np.integer):
-        raise InputError(
-            f"{what} must be a labeled image (integer labels), got dtype {image.dtype}: "
-            "segment or threshold it first."
-        )
-    return image
-
-
 def _target_images(target):
     if isinstance(target, np.ndarray) or not isinstance(target, Sequence):
-        image = _as_labels(target, "target")
+        image = check_labels(target, what="the target")
         if image.ndim not in (2, 3):
             raise InputError(f"target must be a 2D image or a 3D volume, got {image.ndim}D")
         return [image]
     if len(target) != 3:
-        raise InputError(
-            f"a sequence target must hold 3 images (one normal to each volume axis), "
-            f"got {len(target)}"
-        )
-    images = [_as_labels(image, "each target image") for image in target]
+        raise InputError(f"a sequence target must hold 3 images (one normal to each volume axis), got {len(target)}")
+    images = [check_labels(image, what="each target image") for image in target]
     if any(image.ndim != 2 for image in images):
         raise InputError("the 3 target images must each be 2D")
     return images
@@ -359,14 +341,14 @@ def _check_shape(shape, images):
 def _two_labels(images, phase):
     labels = np.unique(np.concatenate([np.unique(image) for image in images]))
     if labels.size < 2:
-        raise InputError(
-            f"the target holds a single label ({labels[0]}): there is no structure to reconstruct"
-        )
+        raise InputError(f"the target holds a single label ({labels[0]}): there is no structure to reconstruct")
     if labels.size > 2:
         raise InputError(
             f"Yeong-Torquato reconstructs two phases, but the target has labels {labels.tolist()}: "
             f"merge them into two first, e.g. target = (target == {phase}).astype(np.uint8)"
         )
+    if phase is None:
+        phase = minority_label(images)
     if phase not in labels:
         raise InputError(f"phase {phase} does not occur in the target (labels {labels.tolist()})")
     if labels.min() < 0 or labels.max() > 255:
@@ -376,7 +358,7 @@ def _two_labels(images, phase):
 
 
 def _initial_state(initial, shape, phase, n_phase, rng):
-    initial = _as_labels(initial, "initial")
+    initial = check_labels(initial, what="initial")
     if initial.shape != shape:
         raise InputError(f"initial has shape {initial.shape}, but the shape to build is {shape}")
     state = (initial == phase).astype(np.uint8)
@@ -541,8 +523,20 @@ def _energy(counts, delta, target, inv_n):
 
 @njit(cache=True, nogil=True)
 def _mean_uphill(
-    img, dims, strides, axes, max_lag, counts, target, inv_n, energy,
-    phase_sites, other_sites, rng, n_trials, interface_bias,
+    img,
+    dims,
+    strides,
+    axes,
+    max_lag,
+    counts,
+    target,
+    inv_n,
+    energy,
+    phase_sites,
+    other_sites,
+    rng,
+    n_trials,
+    interface_bias,
 ):
     """Mean energy rise over the uphill ones among n_trials trial swaps, all rolled back."""
     delta = np.zeros_like(counts)
@@ -563,10 +557,31 @@ def _mean_uphill(
 
 @njit(cache=True, nogil=True)
 def _anneal_batch(
-    img, dims, strides, axes, max_lag, counts, target, inv_n,
-    phase_sites, other_sites, best_img, best_counts, journal, rng,
-    n_swaps, done, temperature, cooling, swaps_per_temperature,
-    energy, best_energy, last_improvement, stall_swaps, target_energy, interface_bias,
+    img,
+    dims,
+    strides,
+    axes,
+    max_lag,
+    counts,
+    target,
+    inv_n,
+    phase_sites,
+    other_sites,
+    best_img,
+    best_counts,
+    journal,
+    rng,
+    n_swaps,
+    done,
+    temperature,
+    cooling,
+    swaps_per_temperature,
+    energy,
+    best_energy,
+    last_improvement,
+    stall_swaps,
+    target_energy,
+    interface_bias,
 ):
     """Run up to n_swaps Metropolis trial swaps; update state, counts and best state in place.
 
@@ -649,19 +664,51 @@ def _anneal(state, target_s2, parameters, cancel):
     temperature = parameters["initial_temperature"]
     if temperature is None:
         uphill = _mean_uphill(
-            img, dims, strides, axes, max_lag, counts, target_s2, inv_n, energy,
-            phase_sites, other_sites, rng, _TEMPERATURE_SAMPLES, interface_bias,
+            img,
+            dims,
+            strides,
+            axes,
+            max_lag,
+            counts,
+            target_s2,
+            inv_n,
+            energy,
+            phase_sites,
+            other_sites,
+            rng,
+            _TEMPERATURE_SAMPLES,
+            interface_bias,
         )
         temperature = -uphill / math.log(parameters["initial_acceptance"])
     initial_temperature = temperature
 
     def batch(n_swaps):
         return _anneal_batch(
-            img, dims, strides, axes, max_lag, counts, target_s2, inv_n,
-            phase_sites, other_sites, best_img, best_counts, journal, rng,
-            n_swaps, done, temperature, parameters["cooling"],
-            parameters["swaps_per_temperature"], energy, best_energy, last_improvement,
-            parameters["stall_swaps"], parameters["target_energy"], interface_bias,
+            img,
+            dims,
+            strides,
+            axes,
+            max_lag,
+            counts,
+            target_s2,
+            inv_n,
+            phase_sites,
+            other_sites,
+            best_img,
+            best_counts,
+            journal,
+            rng,
+            n_swaps,
+            done,
+            temperature,
+            parameters["cooling"],
+            parameters["swaps_per_temperature"],
+            energy,
+            best_energy,
+            last_improvement,
+            parameters["stall_swaps"],
+            parameters["target_energy"],
+            interface_bias,
         )
 
     done = accepted = last_improvement = 0

@@ -70,7 +70,4 @@ def run(args):
         s2 = max(errors["s2_rms_radial"].values())
         s3 = max(errors["E_s3"].values())
         fraction = results["fractions"]["absolute_error"][phase]
-        print(
-            f"phase {phase}: fraction error {fraction:.4f}, S2 RMS error <= {s2:.4f}, "
-            f"E_S3 <= {s3:.3f}, report {png}"
-        )
+        print(f"phase {phase}: fraction error {fraction:.4f}, S2 RMS error <= {s2:.4f}, E_S3 <= {s3:.3f}, report {png}")

@@ -14,25 +14,19 @@ def add_parser(subparsers):
         description="Convert a labeled 3D volume (.npy, .tif, .vti, .raw) to another format, "
         "or to a FLAC3D grid (.f3grid: one zone group per phase, face groups for the platens and "
         "the lateral boundary) with a triaxial-test command file (.f3dat) beside it. The "
-        "parameters in the volume's sidecar JSON (vol.npy -> vol.json) are carried over to the "
-        "output's sidecar, with the export settings added.",
+        "parameters in the volume's sidecar JSON (vol.npy -> vol.npy.json) are carried over to the "
+        "output's own sidecar (vol.f3grid -> vol.f3grid.json), with the export settings added.",
     )
-    parser.add_argument(
-        "volume", help="labeled 3D volume (.npy, .tif, .vti, or .raw with --raw-shape/--raw-dtype)"
-    )
-    parser.add_argument(
-        "--format", choices=sorted(FORMATS), help="output format (default: from --out)"
-    )
+    parser.add_argument("volume", help="labeled 3D volume (.npy, .tif, .vti, or .raw with --raw-shape/--raw-dtype)")
+    parser.add_argument("--format", choices=sorted(FORMATS), help="output format (default: from --out)")
     parser.add_argument("--out", help="output file (default: VOLUME with the format's suffix)")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files and sidecars")
     parser.add_argument(
         "--voxel-size",
         type=float,
-        help="voxel edge in model units, e.g. metres "
-        "(default: from the volume's metadata or sidecar, else 1)",
+        help="voxel edge in model units, e.g. metres (default: from the volume's metadata or sidecar, else 1)",
     )
-    parser.add_argument(
-        "--raw-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), help="shape of a .raw volume"
-    )
+    parser.add_argument("--raw-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), help="shape of a .raw volume")
     parser.add_argument("--raw-dtype", help="data type of a .raw volume, e.g. uint8")
     parser.add_argument(
         "--threshold",
@@ -45,26 +39,17 @@ def add_parser(subparsers):
         metavar="NAME",
         help="zone group name of label 0, 1, ... (default: gravel matrix)",
     )
-    flac.add_argument(
-        "--origin", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("X", "Y", "Z")
-    )
-    flac.add_argument(
-        "--coarsen", type=int, default=1, help="merge k^3 voxels per zone by majority (default: 1)"
-    )
+    flac.add_argument("--origin", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("X", "Y", "Z"))
+    flac.add_argument("--coarsen", type=int, default=1, help="merge k^3 voxels per zone by majority (default: 1)")
     flac.add_argument(
         "--cylinder",
         type=float,
         nargs="*",
         metavar="SIZE",
-        help="carve a vertical cylinder: no value for the largest one, "
-        "or DIAMETER HEIGHT in model units",
+        help="carve a vertical cylinder: no value for the largest one, or DIAMETER HEIGHT in model units",
     )
-    flac.add_argument(
-        "--no-face-groups", action="store_true", help="do not write the boundary face groups"
-    )
-    flac.add_argument(
-        "--no-f3dat", action="store_true", help="do not write the triaxial .f3dat template"
-    )
+    flac.add_argument("--no-face-groups", action="store_true", help="do not write the boundary face groups")
+    flac.add_argument("--no-f3dat", action="store_true", help="do not write the triaxial .f3dat template")
     flac.add_argument(
         "--confining-pressures",
         type=float,
@@ -81,27 +66,26 @@ def run(args):
 
     from napari_dmcr.errors import InputError
     from napari_dmcr.io.readers import read_image
-    from napari_dmcr.io.writers import read_voxel_size, write_volume
+    from napari_dmcr.io.writers import check_output_path, read_voxel_size, write_volume
 
     source = Path(args.volume)
     out = Path(args.out) if args.out else None
     fmt = args.format
     if fmt is None:
         if out is None:
-            raise InputError(
-                "give --format (npy, tif, vti, f3grid) or an --out file with one of these suffixes"
-            )
+            raise InputError("give --format (npy, tif, vti, f3grid) or an --out file with one of these suffixes")
         fmt = {suffix: name for name, suffix in FORMATS.items()}.get(out.suffix.lower())
         if out.suffix.lower() == ".tiff":
             fmt = "tif"
         if fmt is None:
-            raise InputError(
-                f"{out}: unknown output suffix; use one of {', '.join(FORMATS.values())}"
-            )
+            raise InputError(f"{out}: unknown output suffix; use one of {', '.join(FORMATS.values())}")
     if out is None:
         out = source.with_suffix(FORMATS[fmt])
     if out.resolve() == source.resolve():
         raise InputError(f"{out} is the input file; choose another --out")
+    check_output_path(out, overwrite=args.overwrite)
+    if fmt == "f3grid" and not args.no_f3dat:
+        check_output_path(out.with_suffix(".f3dat"), overwrite=args.overwrite)
 
     threshold = args.threshold
     if threshold is not None and threshold != "otsu":
@@ -109,27 +93,22 @@ def run(args):
             threshold = float(threshold)
         except ValueError:
             raise InputError(f"--threshold must be 'otsu' or a number, got {threshold!r}") from None
-    labels = read_image(
-        source, ndim=3, threshold=threshold, raw_shape=args.raw_shape, raw_dtype=args.raw_dtype
-    )
+    labels = read_image(source, ndim=3, threshold=threshold, raw_shape=args.raw_shape, raw_dtype=args.raw_dtype)
     voxel_size = args.voxel_size
     if voxel_size is None and source.suffix.lower() != ".raw":
         voxel_size = read_voxel_size(source)
     voxel_size = 1.0 if voxel_size is None else voxel_size
 
-    settings = {"source": str(source)}
+    settings = {"source": str(source.resolve())}
     if fmt != "f3grid":
-        write_volume(out, labels, voxel_size=voxel_size)
+        write_volume(out, labels, voxel_size=voxel_size, parameters=_sidecar_data(source, fmt, voxel_size, settings))
         print(f"{fmt}: {out} ({' x '.join(map(str, labels.shape))} voxels of {voxel_size:g})")
-        _write_sidecar(source, out, fmt, voxel_size, settings)
         return 0
 
     from napari_dmcr.io.flac3d import group_names_for, write_f3dat, write_f3grid
 
     if args.no_face_groups and not args.no_f3dat:
-        raise InputError(
-            "the .f3dat template needs the face groups; drop --no-face-groups or add --no-f3dat"
-        )
+        raise InputError("the .f3dat template needs the face groups; drop --no-face-groups or add --no-f3dat")
     cylinder = False
     if args.cylinder is not None:
         if len(args.cylinder) not in (0, 2):
@@ -167,25 +146,20 @@ def run(args):
         )
         settings["f3dat"] = str(f3dat)
         print(f"f3dat: {f3dat} (template: edit the properties at the top, then run it in FLAC3D)")
-    _write_sidecar(source, out, fmt, voxel_size, settings)
+    from napari_dmcr.io.atomic import write_json
+    from napari_dmcr.io.writers import file_sha256, sidecar_path
+
+    write_json(sidecar_path(out), {**_sidecar_data(source, fmt, voxel_size, settings), "sha256": file_sha256(out)})
     return 0
 
 
-def _write_sidecar(source, out, fmt, voxel_size, settings):
-    """Carry the source's parameters over to the output's sidecar and add the export settings.
-
-    When both files share a stem (``vol.npy`` -> ``vol.f3grid``) they share one sidecar: the
-    source's entries are kept and the export settings are added under ``export[fmt]``.
-    """
-    from napari_dmcr.io.atomic import write_json
+def _sidecar_data(source, fmt, voxel_size, settings):
+    """The output's record: the source's parameters (from its sidecar) with the export settings
+    added under ``export[fmt]``."""
     from napari_dmcr.io.writers import read_sidecar
 
-    parameters = read_sidecar(source)
+    parameters = {key: value for key, value in read_sidecar(source).items() if key not in ("sha256", "format")}
     exports = parameters.get("export")
     exports = dict(exports) if isinstance(exports, dict) else {}
     exports[fmt] = settings
-    data = {**parameters, "voxel_size": voxel_size, "export": exports}
-    sidecar = out.with_suffix(".json")
-    if sidecar.resolve() != source.with_suffix(".json").resolve():
-        data["format"] = fmt
-    write_json(sidecar, data)
+    return {**parameters, "voxel_size": voxel_size, "export": exports, "format": fmt}

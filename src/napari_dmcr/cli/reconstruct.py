@@ -1,15 +1,20 @@
 """``dmcr reconstruct``: a 2D or 3D labeled reconstruction from one slice or three orthogonal slices.
 
-Writes the labels (``.npy``, ``.tif`` or ``.vti``) and, beside them, a sidecar JSON with every
-parameter, the seed, software versions, device, timings and final descriptor errors. Ctrl-C
-cancels the run and still writes the best state reached, marked ``"cancelled": true``.
+Writes the labels (``.npy``, ``.tif`` or ``.vti``) and, beside them, a sidecar JSON
+(``core.npy.json``) with every parameter, the seed, the source's path and checksum, what was done
+to its values, software versions, device, timings and final descriptor errors. An existing output
+is replaced only with ``--overwrite``. Ctrl-C or SIGTERM cancels the run and still writes the best
+state reached, marked ``"cancelled": true`` -- beside a finished result of the same name, never
+over it. When the output cannot be written after the run, the result goes to a fallback folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import tempfile
 import time
+from pathlib import Path
 
 from napari_dmcr.cli import add_vgg19_weights_option
 
@@ -25,9 +30,11 @@ def add_parser(subparsers):
         "(--slices X Y Z). Without a slice, the bundled synthetic conglomerate slice (64x64) "
         "is used.",
     )
-    parser.add_argument("slice", nargs="?",
-                        help="labeled 2D slice (.npy, .tif, .png, ...) or a descriptor file (.npz) "
-                        "from 'dmcr characterize'")
+    parser.add_argument(
+        "slice",
+        nargs="?",
+        help="labeled 2D slice (.npy, .tif, .png, ...) or a descriptor file (.npz) from 'dmcr characterize'",
+    )
     parser.add_argument(
         "--slices",
         nargs=3,
@@ -35,40 +42,67 @@ def add_parser(subparsers):
         help="three orthogonal slices, normal to x, y and z (shapes (z, y), (z, x), (y, x))",
     )
     parser.add_argument("--out", default="reconstruction.npy", help="output volume (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output and its sidecar")
     parser.add_argument(
         "--shape", type=int, nargs="+", help="output shape, 2 or 3 sizes (default: the slice side, cubed)"
     )
-    parser.add_argument("--method", choices=METHODS, default="dmcr",
-                        help="differentiable (dmcr) or Yeong-Torquato annealing (yt); default: %(default)s")
-    parser.add_argument("--preset", default="auto", choices=("auto", "paper", "cpu"),
-                        help="descriptor set: paper (S3+Gram+TV), cpu (S3+TV), auto = paper on a GPU, "
-                        "cpu otherwise (default: %(default)s)")
-    parser.add_argument("--weights", nargs="+", default=[], metavar="NAME=W",
-                        help="descriptor weights, e.g. s3=1 gram=0.1 tv=1")
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="dmcr",
+        help="differentiable (dmcr) or Yeong-Torquato annealing (yt); default: %(default)s",
+    )
+    parser.add_argument(
+        "--preset",
+        default="auto",
+        choices=("auto", "paper", "cpu"),
+        help="descriptor set: paper (S3+Gram+TV), cpu (S3+TV), auto = paper on a GPU, "
+        "cpu otherwise (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--weights", nargs="+", default=[], metavar="NAME=W", help="descriptor weights, e.g. s3=1 gram=0.1 tv=1"
+    )
     parser.add_argument("--s3-limit", type=int, help="S3 window size (default of the preset: 6)")
     parser.add_argument("--phase", type=int, help="label to match (default: the minority phase)")
     parser.add_argument("--optimizer", choices=("lbfgsb", "adam"), default="lbfgsb")
-    parser.add_argument("--start", choices=("auto", "gaussian", "spheres", "random"), default="auto",
-                        help="start field: a model fitted to S2 (level cut of a Gaussian field, or "
-                        "overlapping spheres), or noise (random); auto = the model whose slices look most "
-                        "like the target, for two phases (default: %(default)s)")
-    parser.add_argument("--max-iter", type=int,
-                        help="iterations per multigrid level (default: 30 from a fitted start, 200 from a random one)")
-    parser.add_argument("--levels", type=int,
-                        help="multigrid levels (default: 1 from a fitted start, else down to 16 voxels)")
-    parser.add_argument("--target-residual", type=float,
-                        help="stop a level at this weighted RMS relative error (default: 0.1 from a "
-                        "fitted start, 0.005 from a random one)")
+    parser.add_argument(
+        "--start",
+        choices=("auto", "gaussian", "spheres", "random"),
+        default="auto",
+        help="start field: a model fitted to S2 (level cut of a Gaussian field, or "
+        "overlapping spheres), or noise (random); auto = the model whose slices look most "
+        "like the target, for two phases (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-iter",
+        type=int,
+        help="iterations per multigrid level (default: 30 from a fitted start, 200 from a random one)",
+    )
+    parser.add_argument(
+        "--levels", type=int, help="multigrid levels (default: 1 from a fitted start, else down to 16 voxels)"
+    )
+    parser.add_argument(
+        "--target-residual",
+        type=float,
+        help="stop a level at this weighted RMS relative error (default: 0.1 from a "
+        "fitted start, 0.005 from a random one)",
+    )
     parser.add_argument("--restarts", type=int, default=0)
-    parser.add_argument("--sharpen", type=float, default=8.0,
-                        help="steepness of the final sharpening stage, two phases (0: off; default: %(default)s)")
-    parser.add_argument("--filter-sigma", type=float,
-                        help="Gaussian filter of the field in voxels, 0: off (default: the engine's)")
-    parser.add_argument("--match", choices=("volume", "slices"),
-                        help="match the mean slice descriptor of each direction (volume) or every "
-                        "slice's (default: volume)")
-    parser.add_argument("--direction-weights", type=float, nargs=3, default=(1.0, 1.0, 1.0),
-                        metavar=("Z", "Y", "X"))
+    parser.add_argument(
+        "--sharpen",
+        type=float,
+        default=8.0,
+        help="steepness of the final sharpening stage, two phases (0: off; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--filter-sigma", type=float, help="Gaussian filter of the field in voxels, 0: off (default: the engine's)"
+    )
+    parser.add_argument(
+        "--match",
+        choices=("volume", "slices"),
+        help="match the mean slice descriptor of each direction (volume) or every slice's (default: volume)",
+    )
+    parser.add_argument("--direction-weights", type=float, nargs=3, default=(1.0, 1.0, 1.0), metavar=("Z", "Y", "X"))
     parser.add_argument("--max-swaps", type=int, help="Yeong-Torquato swap budget (default: 500 per voxel)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
@@ -81,69 +115,139 @@ def add_parser(subparsers):
 def run(args):
     from tqdm import tqdm
 
-    from napari_dmcr.io.writers import check_volume_output, write_volume
-    from napari_dmcr.progress import CancelToken
+    from napari_dmcr.io.writers import check_volume_output
+    from napari_dmcr.progress import CancelToken, drain
 
-    check_volume_output(args.out, args.voxel_size)  # a run whose result cannot be written does not start
+    # A run whose result cannot be written does not start.
+    check_volume_output(args.out, args.voxel_size, overwrite=args.overwrite)
     target, source = _load_target(args)
     shape = tuple(args.shape) if args.shape else (_target_side(target),) * 3
     cancel = CancelToken()
     steps = _engine(args, target, shape, cancel)
-    print(f"reconstructing {'x'.join(map(str, shape))} from {source} ({args.method})")
+    print(f"reconstructing {'x'.join(map(str, shape))} from {source['description']} ({args.method})")
+    for step in source["preprocessing"]:
+        print(f"  {_step_text(step)}")
     started = time.perf_counter()
-    with _cancel_on_interrupt(cancel), tqdm(
-        total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
-        disable=None,  # no bar when the output is not a terminal (logs, CI)
-    ) as bar:
-        while True:
-            try:
-                step = next(steps)
-            except StopIteration as stop:
-                result = stop.value
-                break
+    with (
+        _cancel_on_signals(cancel),
+        tqdm(
+            total=100,
+            unit="%",
+            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+            disable=None,  # no bar when the output is not a terminal (logs, CI)
+        ) as bar,
+    ):
+
+        def show(step):
             bar.n = round(100 * step.fraction_done)
             status = "cancelling" if cancel.cancelled else step.stage
             bar.set_postfix_str(f"{status} loss {step.losses.get('total', float('nan')):.3g}")
             bar.refresh()
+
+        result = drain(steps, show)
     sidecar = _sidecar(args, result, source, shape, time.perf_counter() - started)
-    out = write_volume(args.out, result.labels, voxel_size=args.voxel_size, parameters=sidecar)
-    print(f"volume: {out}  parameters: {out.with_suffix('.json')}")
+    out, saved = _save(Path(args.out), result, args.voxel_size, sidecar)
+    print(f"volume: {out}  parameters: {out.name}.json")
     for line in _summary(result):
         print(line)
+    if not saved:
+        return 2
     return 130 if result.cancelled else 0
 
 
+def _save(out, result, voxel_size, sidecar):
+    """Write the result; ``(path written, whether it is where it was asked)``.
+
+    A cancelled run beside a finished result of the same name goes to ``<name>.cancelled<suffix>``;
+    a write that fails (disk full, permissions changed during the run) goes to a fallback folder.
+    """
+    from napari_dmcr.io.writers import write_volume
+
+    if result.cancelled and out.exists():
+        out = out.with_name(f"{out.stem}.cancelled{out.suffix}")
+        print(
+            f"cancelled: {out.with_name(out.name.replace('.cancelled', ''))} is kept; the cancelled state goes to {out}"
+        )
+    try:
+        return write_volume(out, result.labels, voxel_size=voxel_size, parameters=sidecar), True
+    except OSError as error:
+        fallback = Path(tempfile.gettempdir()) / "napari-dmcr-unsaved" / out.name
+        written = write_volume(fallback, result.labels, voxel_size=voxel_size, parameters=sidecar)
+        print(
+            f"dmcr reconstruct: error: could not write {out} ({error.strerror or error}); "
+            f"the result was saved to {written}"
+        )
+        return written, False
+
+
 @contextlib.contextmanager
-def _cancel_on_interrupt(cancel):
-    """The first Ctrl-C asks the engine to stop (it returns its best state); a second one kills."""
+def _cancel_on_signals(cancel):
+    """Ctrl-C (SIGINT) or SIGTERM (what batch schedulers send) asks the engine to stop; it returns
+    its best state, which is written. A second Ctrl-C kills."""
 
-    def interrupt(signum, frame):
+    def stop(signum, frame):
         cancel.cancel()
-        signal.signal(signal.SIGINT, previous)
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, previous[signal.SIGINT])
 
-    previous = signal.signal(signal.SIGINT, interrupt)
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _step_text(step):
+    if step["step"] == "threshold":
+        return f"{step['source']}: grey values thresholded at {step['value']:.4g} ({step['method']}; {step['rule']})"
+    return f"{step['source']}: values renumbered {step['mapping']}"
 
 
 def _load_target(args):
+    """The target and the record of its source: description, absolute paths, SHA-256 and what
+    was done to its values."""
     from napari_dmcr.errors import InputError
     from napari_dmcr.io.readers import read_image
 
     if args.slices and args.slice:
         raise InputError("give either one SLICE or --slices X Y Z, not both")
-    if args.slices:
-        images = {axis: read_image(path, ndim=2) for axis, path in zip("xyz", args.slices)}
-        return images, "slices " + ", ".join(args.slices)
-    if args.slice and args.slice.lower().endswith(".npz"):
-        return args.slice, f"the descriptor file {args.slice}"
-    if args.slice:
-        return read_image(args.slice, ndim=2), args.slice
-    from napari_dmcr.samples import conglomerate_slice
+    if not args.slices and not args.slice:
+        from napari_dmcr.samples import conglomerate_slice
 
-    return conglomerate_slice((64, 64), seed=0), "the bundled conglomerate slice (64x64, seed 0)"
+        return conglomerate_slice((64, 64), seed=0), {
+            "description": "the bundled conglomerate slice (64x64, seed 0)",
+            "files": [],
+            "preprocessing": [],
+        }
+    paths = args.slices or [args.slice]
+    record = {
+        "description": ("slices " + ", ".join(paths))
+        if args.slices
+        else (f"the descriptor file {args.slice}" if args.slice.lower().endswith(".npz") else args.slice),
+        "files": [_file_record(path) for path in paths],
+        "preprocessing": [],
+    }
+    if args.slice and args.slice.lower().endswith(".npz"):
+        return args.slice, record
+    images = {}
+    for axis, path in zip("xyz" if args.slices else "-", paths):
+        steps = []
+        images[axis] = read_image(path, ndim=2, steps=steps)
+        record["preprocessing"] += [{**step, "source": path} for step in steps]
+    return (images if args.slices else images["-"]), record
+
+
+def _file_record(path):
+    from napari_dmcr.errors import InputError
+    from napari_dmcr.io.writers import file_sha256
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give an image file (.npy, .tif, .png, ...)")
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    return {"path": str(path.resolve()), "sha256": file_sha256(path)}
 
 
 def _target_side(target):
@@ -165,12 +269,14 @@ def _engine(args, target, shape, cancel):
 
         if isinstance(target, dict):
             target = [target[axis] for axis in "zyx"]
-        return yeong_torquato(target, shape, phase=_yt_phase(args.phase, target), seed=args.seed,
-                              max_swaps=args.max_swaps, cancel=cancel, preview=False)
+        return yeong_torquato(
+            target, shape, phase=args.phase, seed=args.seed, max_swaps=args.max_swaps, cancel=cancel, preview=False
+        )
     from napari_dmcr.reconstruction import reconstruct
 
-    given = {name: value for name, value in (("filter_sigma", args.filter_sigma), ("match", args.match))
-             if value is not None}
+    given = {
+        name: value for name, value in (("filter_sigma", args.filter_sigma), ("match", args.match)) if value is not None
+    }
     return reconstruct(
         target,
         shape,
@@ -209,19 +315,9 @@ def _descriptors(args):
         except ValueError:
             raise InputError(f"--weights takes NAME=WEIGHT pairs such as s3=1 tv=1, got {item!r}") from None
         specs[name] = replace(specs[name], weight=weight) if name in specs else DescriptorSpec(name, weight)
-    if args.s3_limit and "s3" in specs:
+    if args.s3_limit is not None and "s3" in specs:
         specs["s3"] = replace(specs["s3"], limit_to=args.s3_limit)
     return tuple(specs.values())
-
-
-def _yt_phase(phase, target):
-    import numpy as np
-
-    if phase is not None:
-        return phase
-    images = target if isinstance(target, list) else [target]
-    labels, counts = np.unique(np.concatenate([np.ravel(i) for i in images]), return_counts=True)
-    return int(labels[np.argmin(counts)])
 
 
 def _sidecar(args, result, source, shape, wall_s):
@@ -234,18 +330,23 @@ def _sidecar(args, result, source, shape, wall_s):
     common = {
         "command": "dmcr reconstruct",
         "method": args.method,
-        "source": str(source),
+        "source": source,
         "shape": list(shape),
         "seed": args.seed,
         "cancelled": bool(result.cancelled),
         "wall_s": wall_s,
-        "versions": {"napari_dmcr": __version__, "torch": torch.__version__,
-                     "python": platform.python_version()},
+        "versions": {"napari_dmcr": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     if args.method == "yt":
-        return {**common, "parameters": result.parameters, "energy": result.energy,
-                "swaps": result.swaps, "accepted": result.accepted,
-                "swaps_per_second": result.swaps_per_second, "stop_reason": result.stop_reason}
+        return {
+            **common,
+            "parameters": result.parameters,
+            "energy": result.energy,
+            "swaps": result.swaps,
+            "accepted": result.accepted,
+            "swaps_per_second": result.swaps_per_second,
+            "stop_reason": result.stop_reason,
+        }
     return {
         **common,
         "parameters": result.parameters,
@@ -269,8 +370,10 @@ def _summary(result):
         lines.append(f"residual {result.residual:.4g}  (weighted RMS relative descriptor error)")
         lines.extend(f"  {note}" for note in result.notes)
     else:
-        lines.append(f"energy {result.energy:.4g} after {result.swaps} swaps "
-                     f"({result.swaps_per_second:.3g}/s, stop: {result.stop_reason})")
+        lines.append(
+            f"energy {result.energy:.4g} after {result.swaps} swaps "
+            f"({result.swaps_per_second:.3g}/s, stop: {result.stop_reason})"
+        )
     if result.cancelled:
         lines.append("cancelled: the best state reached was written")
     return lines

@@ -25,13 +25,19 @@ def run(args):
 
     volume = conglomerate_volume((args.size,) * 3, seed=args.seed)
     out = Path(args.out)
-    parameters = {"command": "dmcr sample", "size": args.size, "seed": args.seed,
-                  "labels": {"0": "gravel", "1": "matrix"}}
+    parameters = {
+        "command": "dmcr sample",
+        "size": args.size,
+        "seed": args.seed,
+        "labels": {"0": "gravel", "1": "matrix"},
+    }
     truth = write_volume(out / "truth.npy", volume, parameters={**parameters, "content": "3D truth"})
     middle = args.size // 2
-    slice_path = write_volume(out / "slice.npy", volume[middle],
-                              parameters={**parameters, "content": f"z slice {middle} of the truth"})
+    slice_path = write_volume(
+        out / "slice.npy", volume[middle], parameters={**parameters, "content": f"z slice {middle} of the truth"}
+    )
     for axis, image in (("x", volume[:, :, middle]), ("y", volume[:, middle]), ("z", volume[middle])):
-        write_volume(out / f"{axis}.npy", image,
-                     parameters={**parameters, "content": f"{axis} slice {middle} of the truth"})
+        write_volume(
+            out / f"{axis}.npy", image, parameters={**parameters, "content": f"{axis} slice {middle} of the truth"}
+        )
     print(f"slice: {slice_path} ({(volume[middle] == 1).mean():.3f} matrix)  truth: {truth}")

@@ -13,13 +13,14 @@ from napari_dmcr.descriptors.descriptor_set import (
     normalized_errors,
     preset,
 )
-from napari_dmcr.descriptors.fields import indicator, phase_labels, volume_slices
+from napari_dmcr.descriptors.fields import indicator, volume_slices
 from napari_dmcr.descriptors.gram import GRAM_LAYERS, VGG19Features, gram_matrices
 from napari_dmcr.descriptors.multigrid import pooled
 from napari_dmcr.descriptors.three_point import displacement_vectors, s3
 from napari_dmcr.descriptors.total_variation import total_variation
 from napari_dmcr.descriptors.two_point import s2_axis_profiles, s2_map, s2_radial, volume_fraction
 from napari_dmcr.descriptors.vgg19_weights import load_vgg19_weights
+from napari_dmcr.labels import phase_labels
 
 __all__ = [
     "GRAM_LAYERS",

@@ -13,11 +13,12 @@ File format (``.npz``, read with ``allow_pickle=False``):
 from __future__ import annotations
 
 import json
+import zipfile
 
 import numpy as np
 
 from napari_dmcr import __version__
-from napari_dmcr.descriptors.fields import indicator, phase_labels
+from napari_dmcr.descriptors.fields import indicator
 from napari_dmcr.descriptors.gram import GRAM_LAYERS, gram_matrices
 from napari_dmcr.descriptors.multigrid import pooled
 from napari_dmcr.descriptors.three_point import displacement_vectors, s3
@@ -25,6 +26,7 @@ from napari_dmcr.descriptors.total_variation import total_variation
 from napari_dmcr.descriptors.two_point import s2_axis_profiles, s2_map, s2_radial, volume_fraction
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path
+from napari_dmcr.labels import phase_labels
 
 FORMAT_VERSION = 2  # 2: Gram matrices of non-periodic images wrap around
 
@@ -130,13 +132,17 @@ def load_descriptors(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot read descriptor file {path}: {error}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise InputError(f"cannot read descriptor file {path} (a damaged or partial file?): {error}") from None
+    if not all(np.isfinite(value).all() for key, value in arrays.items() if value.dtype.kind == "f"):
+        raise InputError(f"{path}: NaN or infinite descriptor values; characterize the image again")
     if "settings_json" not in arrays:
         raise InputError(f"{path} is not a napari-dmcr descriptor file (no settings_json)")
     settings = json.loads(str(arrays.pop("settings_json")))
-    if settings.get("format_version", 1) < 2 and not settings.get("periodic", False) and any(
-        key.partition("/")[2].startswith("gram/") for key in arrays
+    if (
+        settings.get("format_version", 1) < 2
+        and not settings.get("periodic", False)
+        and any(key.partition("/")[2].startswith("gram/") for key in arrays)
     ):
         raise InputError(
             f"{path} holds Gram matrices taken with zero padding (descriptor file format 1), "

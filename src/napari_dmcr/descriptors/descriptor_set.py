@@ -25,6 +25,7 @@ see :func:`mcrpy_equivalent_weights`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -70,10 +71,12 @@ class DescriptorSpec:
     def __post_init__(self):
         if self.name not in NAMES:
             raise InputError(f"unknown descriptor {self.name!r}; choose from {', '.join(NAMES)}")
-        if self.weight < 0:
-            raise InputError(f"descriptor weight must be >= 0, got {self.weight} for {self.name}")
+        if not 0 <= self.weight < math.inf:  # NaN fails too
+            raise InputError(f"descriptor weight must be a number >= 0, got {self.weight} for {self.name}")
         if self.levels < 1:
             raise InputError(f"levels must be >= 1, got {self.levels} for {self.name}")
+        if self.limit_to is not None and self.limit_to < 1:
+            raise InputError(f"the {self.name} window (limit_to) must be at least 1, got {self.limit_to}")
         if self.limit_to is None and self.name in DEFAULT_RANGE:
             object.__setattr__(self, "limit_to", DEFAULT_RANGE[self.name])
 

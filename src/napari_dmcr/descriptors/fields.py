@@ -14,57 +14,7 @@ import numpy as np
 import torch
 
 from napari_dmcr.errors import InputError
-
-
-def check_labels(labels, ndims=(2, 3)):
-    """A labeled image as an array of non-negative integers; booleans become uint8.
-
-    Parameters
-    ----------
-    labels : array_like
-        Labeled image or volume.
-    ndims : tuple of int
-        Accepted numbers of dimensions.
-
-    Raises
-    ------
-    InputError
-        For an empty array, another number of dimensions, non-integer or negative values.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim not in ndims or labels.size == 0:
-        wanted = " or ".join(f"{n}D" for n in ndims)
-        raise InputError(f"expected a non-empty {wanted} label array, got shape {labels.shape}")
-    if labels.dtype == bool:
-        return labels.astype(np.uint8)
-    if labels.dtype.kind not in "iu":
-        raise InputError(
-            f"labels must be integers, got dtype {labels.dtype}: "
-            "segment the image first (or round and cast it to an integer type)"
-        )
-    if labels.min() < 0:
-        raise InputError("labels must be non-negative")
-    return labels
-
-
-def neighbourhood(ndim, connectivity):
-    """The structuring element of :func:`scipy.ndimage.generate_binary_structure`, checked.
-
-    ``connectivity`` 1 means face neighbours, ``ndim`` every neighbour in the 3^ndim block.
-    """
-    from scipy.ndimage import generate_binary_structure
-
-    connectivity = int(connectivity)
-    if not 1 <= connectivity <= ndim:
-        raise InputError(
-            f"connectivity={connectivity} is not valid for a {ndim}D image: use 1 to {ndim}"
-        )
-    return generate_binary_structure(ndim, connectivity)
-
-
-def phase_labels(labels):
-    """The sorted distinct labels of a labeled image, as Python ints."""
-    return [int(v) for v in np.unique(np.asarray(labels))]
+from napari_dmcr.labels import phase_labels
 
 
 def indicator(labels, phase):

@@ -108,7 +108,7 @@ class _WrapPad(torch.autograd.Function):
         # (padded source, original destination) for the low margin, the interior, the high margin
         rows = ((slice(0, m), slice(h - m, h)), (slice(m, m + h), slice(0, h)), (slice(m + h, None), slice(0, m)))
         cols = ((slice(0, m), slice(w - m, w)), (slice(m, m + w), slice(0, w)), (slice(m + w, None), slice(0, m)))
-        folded = grad[..., m:m + h, m:m + w].clone()
+        folded = grad[..., m : m + h, m : m + w].clone()
         for row_index, (row_source, row_target) in enumerate(rows):
             for col_index, (col_source, col_target) in enumerate(cols):
                 if row_index != 1 or col_index != 1:

@@ -109,10 +109,11 @@ class _ShiftedCopies(torch.autograd.Function):
             image = field.contiguous()
         rows, cols = image.shape[-2] - limit_to + 1, image.shape[-1] - span + 1
         stride_n, stride_row, stride_col = image.stride()
-        windows = image.as_strided((n, limit_to, span, rows, cols),
-                                   (stride_n, stride_row, stride_col, stride_row, stride_col))
+        windows = image.as_strided(
+            (n, limit_to, span, rows, cols), (stride_n, stride_row, stride_col, stride_row, stride_col)
+        )
         copies = field.new_empty((n, len(displacement_vectors(limit_to)), rows, cols))
-        copies[:, :limit_to] = windows[:, 0, limit_to - 1:]
+        copies[:, :limit_to] = windows[:, 0, limit_to - 1 :]
         copies[:, limit_to:].view(n, limit_to - 1, span, rows, cols).copy_(windows[:, 1:])
         ctx.geometry = (limit_to, periodic, h, w, image.shape[-2:], rows, cols)
         return copies.view(n, -1, rows * cols)

@@ -39,10 +39,7 @@ def total_variation(field, periodic=True, eps=0.05):
     scale = math.sqrt(1.0 + eps * eps) - eps
     means = []
     for axis in (-2, -1):
-        if periodic:
-            difference = torch.roll(field, shifts=-1, dims=axis) - field
-        else:
-            difference = torch.diff(field, dim=axis)
+        difference = torch.roll(field, shifts=-1, dims=axis) - field if periodic else torch.diff(field, dim=axis)
         smooth_abs = (torch.sqrt(difference * difference + eps * eps) - eps) / scale
         means.append(smooth_abs.mean(dim=(-2, -1)))
     return 0.5 * (means[0] + means[1])

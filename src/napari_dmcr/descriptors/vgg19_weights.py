@@ -19,7 +19,9 @@ is read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import os
+import shutil
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,7 @@ from napari_dmcr.io.atomic import atomic_path
 
 ENV_VARIABLE = "NAPARI_DMCR_VGG19_WEIGHTS"
 DOWNLOAD_URL = "https://bethgelab.org/media/uploads/pytorch_models/vgg_conv.pth"
+DOWNLOAD_TIMEOUT_S = 60  # a stalled connection fails instead of hanging the run
 # Mean of the ImageNet training images in BGR order, as used by the Caffe VGG-19 and by Gatys et al.
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68])
 BLOCKS = (2, 2, 4, 4, 4)
@@ -73,13 +76,20 @@ def _read_npz(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             weights = {key: np.asarray(data[key]) for key in data.files}
-    except (OSError, ValueError) as error:
-        raise InputError(f"cannot read VGG-19 weights from {path}: {error}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise InputError(
+            f"cannot read VGG-19 weights from {path} (a damaged or partial file?): {error}; {_how_to_supply()}"
+        ) from None
     missing = [f"{n}.{p}" for n in LAYER_NAMES for p in ("weight", "bias") if f"{n}.{p}" not in weights]
     if missing:
         raise InputError(
             f"{path} is not a normalized VGG-19 weight file: missing {', '.join(missing[:4])}"
             f"{' ...' if len(missing) > 4 else ''}. {_how_to_supply()}"
+        )
+    broken = [key for key, value in weights.items() if not np.isfinite(value).all()]
+    if broken:
+        raise InputError(
+            f"{path}: NaN or infinite values in {', '.join(broken[:4])}; the file is damaged. {_how_to_supply()}"
         )
     weights.setdefault("mean_bgr", IMAGENET_MEAN_BGR)
     return weights
@@ -90,7 +100,8 @@ def _download_to_cache(cached):
 
     try:
         with atomic_path(cached.with_suffix(".pth")) as tmp:
-            urllib.request.urlretrieve(DOWNLOAD_URL, tmp)
+            with urllib.request.urlopen(DOWNLOAD_URL, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out)
             state = torch.load(tmp, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError) as error:
         raise InputError(f"{_missing_message(cached)} (download failed: {error})") from None

@@ -170,9 +170,7 @@ def descriptor_gaps(original, reconstruction, phase, *, s3_limit_to=6, gram=Fals
         gaps[name] = {}
         for key, function in descriptors.items():
             measured = _slice_mean(function, fields, periodic)
-            gaps[name][key] = float(
-                np.linalg.norm(measured - reference[key]) / np.linalg.norm(reference[key])
-            )
+            gaps[name][key] = float(np.linalg.norm(measured - reference[key]) / np.linalg.norm(reference[key]))
     return gaps
 
 
@@ -216,10 +214,7 @@ def slice_statistics(slices, phase, *, max_length=None, connectivity=1):
         raise InputError(f"expected a 2D slice or a stack of slices, got shape {slices.shape}")
     present = [image for image in slices if np.any(image == phase)]
     if not present:
-        raise InputError(
-            f"phase {phase} does not occur in any slice; "
-            f"its labels are {np.unique(slices).tolist()}"
-        )
+        raise InputError(f"phase {phase} does not occur in any slice; its labels are {np.unique(slices).tolist()}")
     height, width = slices.shape[1:]
     max_length = min(height, width) // 2 if max_length is None else int(max_length)
 
@@ -312,12 +307,9 @@ def morphology_comparison(reference, candidate, phase, *, connectivity=1, max_le
             "mean_thickness": lambda s: s["thickness"]["mean"],
         }
         errors = {
-            "lineal_path_rms": {
-                n: _rms(c["lineal_path"] - ref["lineal_path"]) for n, c in cand.items()
-            },
+            "lineal_path_rms": {n: _rms(c["lineal_path"] - ref["lineal_path"]) for n, c in cand.items()},
             "euler_characteristic_density_abs": {
-                n: abs(c["euler_characteristic_density"] - ref["euler_characteristic_density"])
-                for n, c in cand.items()
+                n: abs(c["euler_characteristic_density"] - ref["euler_characteristic_density"]) for n, c in cand.items()
             },
         }
         for key, value in scalars.items():
@@ -325,10 +317,7 @@ def morphology_comparison(reference, candidate, phase, *, connectivity=1, max_le
         return {"reference": ref, "candidate": cand, "errors": errors}
 
     if candidate.ndim != 3 or reference.ndim != 3:
-        raise InputError(
-            f"a 3D reference needs a 3D candidate, got shapes {reference.shape} and "
-            f"{candidate.shape}"
-        )
+        raise InputError(f"a 3D reference needs a 3D candidate, got shapes {reference.shape} and {candidate.shape}")
     options = {"max_length": max_length, "max_lag": max_length, "connectivity": connectivity}
     ref = morphology.morphology_summary(reference, phase, **options)
     cand = morphology.morphology_summary(candidate, phase, **options)
@@ -338,16 +327,11 @@ def morphology_comparison(reference, candidate, phase, *, connectivity=1, max_le
         for curve in ("lineal_path", "two_point_cluster")
     }
     errors["mean_chord_length"] = {
-        names[a]: _relative_error(
-            cand["chord_length"][a]["mean_length"], ref["chord_length"][a]["mean_length"]
-        )
+        names[a]: _relative_error(cand["chord_length"][a]["mean_length"], ref["chord_length"][a]["mean_length"])
         for a in names
     }
     errors["percolating_fraction"] = {
-        names[a]: abs(
-            cand["connectivity"]["percolating_fraction"][a]
-            - ref["connectivity"]["percolating_fraction"][a]
-        )
+        names[a]: abs(cand["connectivity"]["percolating_fraction"][a] - ref["connectivity"]["percolating_fraction"][a])
         for a in names
     }
     errors["euler_characteristic_density_abs"] = {
@@ -417,6 +401,10 @@ def evaluate(
                 f"a true volume is compared with a 3D reconstruction; got truth {truth.shape} "
                 f"and reconstruction {reconstruction.shape}"
             )
+    if connectivity not in (1, reconstruction.ndim):
+        raise InputError(
+            f"connectivity must be 1 (face neighbours) or {reconstruction.ndim} (all neighbours), got {connectivity}"
+        )
     sizes = original.shape + reconstruction.shape + (() if truth is None else truth.shape)
     max_lag = _default_lag(max_lag, sizes)
     phases = sorted(phase_fractions(original)) if phases is None else [int(p) for p in phases]
@@ -441,8 +429,12 @@ def evaluate(
         entry = {
             "s2": s2_comparison(original, reconstruction, phase, max_lag, periodic=periodic),
             "descriptor_gaps": descriptor_gaps(
-                original, reconstruction, phase,
-                s3_limit_to=s3_limit_to, gram=gram, periodic=periodic,
+                original,
+                reconstruction,
+                phase,
+                s3_limit_to=s3_limit_to,
+                gram=gram,
+                periodic=periodic,
             ),
             "morphology": morphology_comparison(
                 original, reconstruction, phase, connectivity=connectivity, max_length=max_lag
@@ -465,9 +457,7 @@ def evaluate(
                     truth, reconstruction, phase, connectivity=connectivity, max_length=max_lag
                 ),
             }
-            errors["truth/volume_fraction_abs"] = {
-                "all": results["fractions_truth"]["absolute_error"][phase]
-            }
+            errors["truth/volume_fraction_abs"] = {"all": results["fractions_truth"]["absolute_error"][phase]}
             errors["truth/s2_rms_axis"] = {
                 n: _rms(measured["axes"][n] - reference["axes"][n]) for n in reference["axes"]
             }
@@ -509,8 +499,7 @@ def _slice_stacks(volume):
 def _slice_mean(function, fields, periodic):
     """Mean over the slices of a per-slice descriptor, by chunks of slices (bounded memory)."""
     total = sum(
-        function(fields[start : start + _CHUNK], periodic).sum(axis=0)
-        for start in range(0, len(fields), _CHUNK)
+        function(fields[start : start + _CHUNK], periodic).sum(axis=0) for start in range(0, len(fields), _CHUNK)
     )
     return total / len(fields)
 
@@ -528,10 +517,7 @@ def _default_lag(max_lag, sizes):
         return max(1, smallest // 4)
     max_lag = int(max_lag)
     if not 1 <= max_lag < smallest:
-        raise InputError(
-            f"max_lag={max_lag} does not fit images with a side of {smallest}: "
-            f"use 1 to {smallest - 1}"
-        )
+        raise InputError(f"max_lag={max_lag} does not fit images with a side of {smallest}: use 1 to {smallest - 1}")
     return max_lag
 
 
@@ -548,9 +534,7 @@ def _check_slice(original):
     if original.ndim != 2:
         raise InputError(f"the original must be a labeled 2D slice, got shape {original.shape}")
     if original.dtype.kind not in "biu":
-        raise InputError(
-            f"labels must be integers, got dtype {original.dtype}: segment the slice first"
-        )
+        raise InputError(f"labels must be integers, got dtype {original.dtype}: segment the slice first")
     return original
 
 
@@ -558,8 +542,7 @@ def _check_reconstruction(reconstruction):
     reconstruction = np.asarray(reconstruction)
     if reconstruction.ndim not in (2, 3):
         raise InputError(
-            "the reconstruction must be a labeled 2D image or 3D volume, "
-            f"got shape {reconstruction.shape}"
+            f"the reconstruction must be a labeled 2D image or 3D volume, got shape {reconstruction.shape}"
         )
     if reconstruction.dtype.kind not in "biu":
         raise InputError(f"labels must be integers, got dtype {reconstruction.dtype}")

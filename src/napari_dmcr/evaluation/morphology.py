@@ -20,8 +20,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure
 
-from napari_dmcr.descriptors.fields import check_labels, neighbourhood
 from napari_dmcr.errors import InputError
+from napari_dmcr.labels import check_labels, neighbourhood
 
 # Blur applied before marching squares / cubes in specific_surface_area: on raw binary data the
 # staircase makes a ball's area 8-9 % too large; sigma 0.7 leaves about 1 % for radii of 6+ voxels.
@@ -266,8 +266,7 @@ def specific_surface_area(labels, phase, voxel_size=1.0):
         area = measure.mesh_surface_area(vertices, faces)
     else:
         area = sum(
-            np.hypot(*(np.diff(contour, axis=0) * spacing).T).sum()
-            for contour in measure.find_contours(blurred, 0.5)
+            np.hypot(*(np.diff(contour, axis=0) * spacing).T).sum() for contour in measure.find_contours(blurred, 0.5)
         )
     return float(area / volume)
 
@@ -396,13 +395,10 @@ def morphology_summary(
         "lineal_path": {a: lineal_path(labels, phase, max_length, a) for a in axes},
         "chord_length": {a: chord_length_distribution(labels, phase, a) for a in axes},
         "two_point_cluster": {
-            a: two_point_cluster_function(labels, phase, max_lag, a, connectivity=connectivity)
-            for a in axes
+            a: two_point_cluster_function(labels, phase, max_lag, a, connectivity=connectivity) for a in axes
         },
         "connectivity": _cluster_statistics(phase_mask, connectivity),
-        "euler_characteristic_density": euler_characteristic_density(
-            labels, phase, connectivity=connectivity
-        ),
+        "euler_characteristic_density": euler_characteristic_density(labels, phase, connectivity=connectivity),
         "specific_surface_area": specific_surface_area(labels, phase, voxel_size),
         "size_distribution": size_distribution(labels, phase, bins),
     }
@@ -458,7 +454,6 @@ def _check_voxel_size(voxel_size, ndim):
         size = np.repeat(size, ndim)
     if size.shape != (ndim,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
         raise InputError(
-            f"voxel_size must be one positive number or {ndim} of them (one per axis), "
-            f"got {size.tolist()}"
+            f"voxel_size must be one positive number or {ndim} of them (one per axis), got {size.tolist()}"
         )
     return tuple(size.tolist())

@@ -55,6 +55,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure, morphology, segmentation
 
+from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.morphology import (
     _phase_mask,
     chord_length_distribution,
@@ -63,7 +64,6 @@ from napari_dmcr.evaluation.morphology import (
     local_thickness,
     specific_surface_area,
 )
-from napari_dmcr.errors import InputError
 
 AXES = ("z", "y", "x")
 TINY_CLUSTER = 8  # voxels: a 2x2x2 cube
@@ -113,8 +113,9 @@ def structure_measures(volume, phase, *, grains=None):
     result["thin_fraction"] = float(np.mean(thickness <= 1))
     area = _interface_area(mask.astype(np.float32))
     result["specific_surface"] = specific_surface_area(binary, 1)
-    result["slice_fraction_sd"] = float(np.mean([mask.mean(axis=tuple(a for a in range(3) if a != axis)).std()
-                                                 for axis in range(3)]))
+    result["slice_fraction_sd"] = float(
+        np.mean([mask.mean(axis=tuple(a for a in range(3) if a != axis)).std() for axis in range(3)])
+    )
     result["interface_alignment"] = float(_voxel_faces(mask) / area) if area else math.nan
     if grains is not None:
         result.update(grain_measures(volume, grains))

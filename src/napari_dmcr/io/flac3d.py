@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_dmcr.descriptors.fields import check_labels
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path
+from napari_dmcr.labels import check_labels
 
 DEFAULT_GROUP_NAMES = {0: "gravel", 1: "matrix"}
 FACE_GROUPS = ("bottom", "top", "lateral")
@@ -63,9 +63,7 @@ def group_names_for(labels_present, group_names=None):
     for label in sorted(int(v) for v in labels_present):
         name = str(group_names.get(label, default_group_name(label))).strip()
         if not name or any(c in name for c in "\"'\n\r\t"):
-            raise InputError(
-                f"group name {name!r} for label {label}: use a non-empty name without quotes"
-            )
+            raise InputError(f"group name {name!r} for label {label}: use a non-empty name without quotes")
         names[label] = name
     if len(set(names.values())) != len(names):
         raise InputError(f"group names must differ between labels, got {names}")
@@ -148,9 +146,7 @@ def specimen_mask(shape, zone_size=1.0, cylinder=False):
         try:
             diameter, height = (float(v) for v in cylinder)
         except (TypeError, ValueError):
-            raise InputError(
-                f"cylinder must be True/False or (diameter, height), got {cylinder!r}"
-            ) from None
+            raise InputError(f"cylinder must be True/False or (diameter, height), got {cylinder!r}") from None
         if not (diameter > 0 and height > 0):
             raise InputError(f"cylinder diameter and height must be positive, got {cylinder!r}")
         limit = 1 + 1e-9
@@ -318,10 +314,7 @@ def write_f3dat(
         raise InputError("write_f3dat needs at least one zone group name")
     pressures = [float(p) for p in confining_pressures_mpa]
     if not pressures or any(not (p >= 0 and math.isfinite(p)) for p in pressures):
-        raise InputError(
-            "confining pressures must be non-negative numbers in MPa, "
-            f"got {confining_pressures_mpa!r}"
-        )
+        raise InputError(f"confining pressures must be non-negative numbers in MPa, got {confining_pressures_mpa!r}")
     platen_velocity = _positive_float(platen_velocity, "platen velocity")
     axial_strain = _positive_float(axial_strain, "axial strain")
     history_interval = _positive_int(history_interval, "history interval")
@@ -330,9 +323,7 @@ def write_f3dat(
     except ValueError:
         grid_name = Path(grid_path).resolve().as_posix()
     text = _F3DAT_HEADER.format(grid=grid_name, pressures=", ".join(f"{p:g}" for p in pressures))
-    text += (
-        "; ---- EDIT HERE: material properties (placeholders; SI units: Pa, degrees, kg/m^3) ----\n"
-    )
+    text += "; ---- EDIT HERE: material properties (placeholders; SI units: Pa, degrees, kg/m^3) ----\n"
     for name in group_names:
         key = _fish_name(name)
         text += (
@@ -623,9 +614,7 @@ def _coordinate_text(values):
     """Coordinates as right-aligned ASCII with a leading space: (n,) -> (n, width) uint8."""
     strings = [f"{value:.12g}" for value in values]
     width = max(len(s) for s in strings) + 1
-    return np.frombuffer("".join(s.rjust(width) for s in strings).encode(), dtype=np.uint8).reshape(
-        -1, width
-    )
+    return np.frombuffer("".join(s.rjust(width) for s in strings).encode(), dtype=np.uint8).reshape(-1, width)
 
 
 def _lines(prefix, *columns):
@@ -645,9 +634,7 @@ def _fish_name(group_name):
 
 def _checked_volume(labels):
     if np.ndim(labels) != 3:
-        raise InputError(
-            f"a FLAC3D grid needs a 3D (z, y, x) label volume, got shape {np.shape(labels)}"
-        )
+        raise InputError(f"a FLAC3D grid needs a 3D (z, y, x) label volume, got shape {np.shape(labels)}")
     return check_labels(labels, ndims=(3,))
 
 

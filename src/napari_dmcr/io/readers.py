@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_dmcr.errors import InputError
+from napari_dmcr.labels import check_labels
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -31,6 +32,7 @@ def read_image(
     raw_dtype=None,
     max_labels=16,
     min_side=2,
+    steps=None,
 ):
     """Read a labeled 2D slice or 3D volume.
 
@@ -54,6 +56,9 @@ def read_image(
         Most distinct values an image may have to count as labeled.
     min_side : int, optional
         Smallest allowed length of every axis; raise it to what the chosen descriptors need.
+    steps : list, optional
+        When given, what was done to the pixel values is appended to it as dicts (a threshold
+        and its value, a renumbering and its mapping), for the record of a run.
 
     Returns
     -------
@@ -69,6 +74,8 @@ def read_image(
     path = Path(path)
     if isinstance(threshold, str) and threshold != "otsu":
         raise InputError(f"unknown threshold {threshold!r}; use 'otsu', a number or None")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give an image file ({', '.join(SUPPORTED_SUFFIXES)})")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -85,16 +92,11 @@ def read_image(
 
         array = read_vti(path)
     else:
-        raise InputError(
-            f"{path}: unsupported file type {path.suffix!r}; "
-            f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
-        )
+        raise InputError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
     if ndim == 2 and array.ndim == 3 and 1 in array.shape:
         array = array.reshape([n for n in array.shape if n != 1] or [1])
-    array = _labels_from_values(array, path.name, threshold, max_labels)
-    return validate_labels(
-        array, what=path.name, ndim=ndim, max_labels=max_labels, min_side=min_side
-    )
+    array = _labels_from_values(array, path.name, threshold, max_labels, [] if steps is None else steps)
+    return validate_labels(array, what=path.name, ndim=ndim, max_labels=max_labels, min_side=min_side)
 
 
 def validate_labels(array, what="image", ndim=None, max_labels=16, min_side=2):
@@ -143,36 +145,22 @@ def validate_labels(array, what="image", ndim=None, max_labels=16, min_side=2):
             f"{what}: shape {array.shape} is too small; every side needs at least {min_side} "
             "pixels for the chosen descriptors"
         )
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    if array.dtype.kind == "f":
-        if np.isnan(array).any():
-            raise InputError(f"{what}: the image contains NaN values; fill or mask them first")
-        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise InputError(
-                f"{what}: floating-point values that are not whole numbers: this is a grey image, "
-                "not a label image; threshold or segment it first"
-            )
-    elif array.dtype.kind not in "iu":
-        raise InputError(f"{what}: unsupported data type {array.dtype}; labels must be integers")
+    array = check_labels(array, what=what)  # the package's label rule: whole, finite, non-negative
     values = np.unique(array)
     if values.size > max_labels:
         raise InputError(
             f"{what}: {values.size} distinct values: this looks like a grey image, not a label "
             f"image (at most {max_labels} labels); segment it first or read it with a threshold"
         )
-    if values[0] < 0:
-        raise InputError(f"{what}: negative labels ({values[0]}); labels must be 0, 1, 2, ...")
     if values.size == 1:
         raise InputError(
-            f"{what}: the image is constant (every pixel is {values[0]}); a segmented image "
-            "needs at least two phases"
+            f"{what}: the image is constant (every pixel is {values[0]}); a segmented image needs at least two phases"
         )
     dtype = np.uint8 if values[-1] <= np.iinfo(np.uint8).max else np.int32
     return np.ascontiguousarray(array, dtype=dtype)
 
 
-def threshold_labels(array, threshold="otsu"):
+def threshold_labels(array, threshold="otsu", steps=None):
     """Binarize a grey image: 1 above the threshold, 0 at or below it.
 
     Parameters
@@ -181,6 +169,8 @@ def threshold_labels(array, threshold="otsu"):
         Grey image (any real dtype).
     threshold : {"otsu"} or float, optional
         Threshold value, or ``"otsu"`` for Otsu's method on the image histogram.
+    steps : list, optional
+        When given, ``{"step": "threshold", "method": ..., "value": ...}`` is appended to it.
 
     Returns
     -------
@@ -191,11 +181,22 @@ def threshold_labels(array, threshold="otsu"):
             raise InputError(f"unknown threshold {threshold!r}; use 'otsu', a number or None")
         from skimage.filters import threshold_otsu
 
-        threshold = threshold_otsu(array)
+        method, threshold = "otsu", threshold_otsu(array)
+    else:
+        method = "value"
+    if steps is not None:
+        steps.append(
+            {
+                "step": "threshold",
+                "method": method,
+                "value": float(threshold),
+                "rule": "label 1 above the value, 0 at or below",
+            }
+        )
     return (array > threshold).astype(np.uint8)
 
 
-def _labels_from_values(array, what, threshold, max_labels):
+def _labels_from_values(array, what, threshold, max_labels, steps):
     """Turn raw pixel values into labels: threshold grey images, renumber sparse label values."""
     if array.dtype == bool:
         return array.astype(np.uint8)
@@ -204,24 +205,23 @@ def _labels_from_values(array, what, threshold, max_labels):
     if array.dtype.kind == "f" and np.isnan(array).any():
         raise InputError(f"{what}: the image contains NaN values; fill or mask them first")
     if threshold is not None and not isinstance(threshold, str):
-        return threshold_labels(array, float(threshold))
+        return threshold_labels(array, float(threshold), steps)
     values = np.unique(array)
-    grey = values.size > max_labels or (
-        array.dtype.kind == "f" and not np.all(values == np.round(values))
-    )
+    grey = values.size > max_labels or (array.dtype.kind == "f" and not np.all(values == np.round(values)))
     if grey:
         if threshold is None:
             raise InputError(
                 f"{what}: {values.size} distinct values: this is a grey image, not a label image; "
                 "segment it first, or read it with threshold='otsu' or a threshold value"
             )
-        labels = threshold_labels(array, threshold)
+        labels = threshold_labels(array, threshold, steps)
         if labels.min() == labels.max():
             raise InputError(f"{what}: the image is constant; there is nothing to threshold")
         return labels
     if values.size == 0 or values[0] < 0 or values[-1] < max_labels:
         return array  # small labels are kept; validate_labels refuses empty or negative ones
     # Sparse values such as 0/255 masks or palette indices: renumber 0, 1, ... in order.
+    steps.append({"step": "renumber", "mapping": {str(v.item()): i for i, v in enumerate(values)}})
     return np.searchsorted(values, array).astype(np.uint8 if values.size <= 256 else np.int32)
 
 
@@ -284,15 +284,11 @@ def _colour_to_grey_or_labels(array, what, max_labels):
 
 def _read_raw(path, shape, dtype):
     if shape is None or dtype is None:
-        raise InputError(
-            f"{path.name}: a .raw file needs its shape and dtype (raw_shape, raw_dtype)"
-        )
+        raise InputError(f"{path.name}: a .raw file needs its shape and dtype (raw_shape, raw_dtype)")
     try:
         dtype = np.dtype(dtype)
     except TypeError:
-        raise InputError(
-            f"{path.name}: unknown raw dtype {dtype!r}; use e.g. 'uint8' or '<u2'"
-        ) from None
+        raise InputError(f"{path.name}: unknown raw dtype {dtype!r}; use e.g. 'uint8' or '<u2'") from None
     shape = tuple(int(n) for n in shape)
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise InputError(f"{path.name}: raw shape {shape} must be 2 or 3 positive sizes (z, y, x)")

@@ -2,12 +2,15 @@
 
 Every write is atomic (a temporary file renamed onto the target). The voxel size travels in the
 file where the format has a place for it (ImageJ ``spacing`` and resolution in TIFF, ``Spacing``
-in VTK) and in the sidecar JSON (``vol.npy`` -> ``vol.json``) that records the run's parameters.
+in VTK) and in the sidecar JSON (``vol.npy`` -> ``vol.npy.json``, one per file) that records the
+run's parameters and the file's SHA-256, so that a volume and its record can be told apart from
+another run's.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,9 +18,9 @@ from xml.etree import ElementTree
 
 import numpy as np
 
-from napari_dmcr.descriptors.fields import check_labels
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path, write_json
+from napari_dmcr.labels import check_labels
 
 VOLUME_FORMATS = {".npy": "npy", ".tif": "tif", ".tiff": "tif", ".vti": "vti"}
 
@@ -36,12 +39,48 @@ _VTK_TYPES = {
 _BASE64_CHUNK = 3 * (1 << 20)  # a multiple of 3 bytes, so chunks encode without padding
 
 
-def check_volume_output(path, voxel_size=1.0):
+def sidecar_path(path):
+    """The sidecar JSON of an output file: its name with ``.json`` added (``core.npy.json``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def file_sha256(path):
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_output_path(path, *, overwrite=True, what="output"):
+    """Check, before any work, that a file can be written to ``path`` (not a folder, in a folder
+    that exists or can be made and is writable; an existing file or sidecar only with
+    ``overwrite``). Returns ``path`` as a :class:`~pathlib.Path`."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name such as {path / ('core' + (path.suffix or '.npy'))}")
+    existing = path.parent.absolute()
+    while not existing.exists():  # missing folders are created when the file is written
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{path}: {existing} is a file, not a folder; choose another {what}")
+    if not os.access(existing, os.W_OK):
+        raise InputError(f"{path}: the folder {existing} cannot be written; choose another {what}")
+    if not overwrite:
+        for taken in (path, sidecar_path(path)):
+            if taken.exists():
+                raise InputError(f"{taken} exists; choose another {what}, or pass --overwrite to replace it")
+    return path
+
+
+def check_volume_output(path, voxel_size=1.0, *, overwrite=True):
     """Check, before any work, that a volume can be written to ``path``.
 
     Returns ``(path, format, voxel_size)``; raises :class:`InputError` for a suffix that is not a
     volume format, a path that is a folder, a parent that is a file or a folder that cannot be
-    written, or a voxel size that is not a positive number.
+    written, an existing file (unless ``overwrite``) or a voxel size that is not a positive number.
 
     Examples
     --------
@@ -55,15 +94,7 @@ def check_volume_output(path, voxel_size=1.0):
             f"{path}: cannot write a volume as {path.suffix or 'a file without suffix'}; "
             f"use one of {', '.join(VOLUME_FORMATS)}"
         )
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a file name such as {path / 'core.npy'}")
-    existing = path.parent.absolute()
-    while not existing.exists():  # missing folders are created when the volume is written
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"{path}: {existing} is a file, not a folder; choose another output")
-    if not os.access(existing, os.W_OK):
-        raise InputError(f"{path}: the folder {existing} cannot be written; choose another output")
+    check_output_path(path, overwrite=overwrite)
     return path, fmt, _checked_voxel_size(voxel_size)
 
 
@@ -80,8 +111,8 @@ def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
     voxel_size : float, optional
         Edge length of a voxel in model units (stored in the TIFF and VTK metadata and sidecar).
     parameters : dict, optional
-        The run's parameters. When given, ``path.with_suffix(".json")`` is written beside the
-        volume with these parameters plus ``voxel_size`` and ``format``.
+        The run's parameters. When given, the sidecar :func:`sidecar_path` is written beside the
+        volume with these parameters plus ``voxel_size``, ``format`` and ``sha256`` (of the file).
 
     Returns
     -------
@@ -90,17 +121,20 @@ def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
     """
     path, fmt, voxel_size = check_volume_output(path, voxel_size)
     labels = check_labels(labels)
-    if fmt == "npy":
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, labels, allow_pickle=False)
-    elif fmt == "tif":
-        _write_tiff(path, labels, voxel_size)
-    else:
-        write_vti(path, labels, voxel_size=voxel_size)
-    if parameters is not None:
-        write_json(
-            path.with_suffix(".json"), {**parameters, "voxel_size": voxel_size, "format": fmt}
-        )
+    # The volume and its sidecar are written to temporary files and renamed together: a failure
+    # leaves the previous pair (or nothing) in place, never a volume with another run's record.
+    with atomic_path(path) as tmp:
+        if fmt == "npy":
+            with open(tmp, "wb") as handle:
+                np.save(handle, labels, allow_pickle=False)
+        elif fmt == "tif":
+            _write_tiff(tmp, labels, voxel_size)
+        else:
+            write_vti(tmp, labels, voxel_size=voxel_size)
+        if parameters is not None:
+            write_json(
+                sidecar_path(path), {**parameters, "voxel_size": voxel_size, "format": fmt, "sha256": file_sha256(tmp)}
+            )
     return path
 
 
@@ -159,8 +193,8 @@ def read_voxel_size(path):
 
 
 def read_sidecar(path):
-    """Parameters recorded beside a volume (``vol.npy`` -> ``vol.json``), or ``{}`` if none."""
-    sidecar = Path(path).with_suffix(".json")
+    """Parameters recorded beside a volume (``vol.npy`` -> ``vol.npy.json``), or ``{}`` if none."""
+    sidecar = sidecar_path(path)
     if not sidecar.is_file():
         return {}
     try:
@@ -259,9 +293,7 @@ def _vti_image_data(path):
     if root.get("compressor"):
         raise InputError(f"{Path(path).name}: compressed .vti files are not supported")
     if root.get("header_type", "UInt32") != "UInt64" or root.get("byte_order") != "LittleEndian":
-        raise InputError(
-            f"{Path(path).name}: only little-endian files with UInt64 headers are supported"
-        )
+        raise InputError(f"{Path(path).name}: only little-endian files with UInt64 headers are supported")
     return image_data
 
 

@@ -122,9 +122,7 @@ def plot_error_table(ax, errors):
     rows = list(errors)
     cells = [[_format(errors[row].get(column)) for column in columns] for row in rows]
     ax.set_axis_off()
-    table = ax.table(
-        cellText=cells, rowLabels=rows, colLabels=columns, loc="center", cellLoc="right"
-    )
+    table = ax.table(cellText=cells, rowLabels=rows, colLabels=columns, loc="center", cellLoc="right")
     table.auto_set_font_size(False)
     table.set_fontsize(7)
     table.scale(1.0, 1.1)

@@ -16,9 +16,7 @@ def counts_from_fractions(fractions, size):
     """Integer voxel counts per phase that sum to ``size`` (largest-remainder rounding)."""
     fractions = np.asarray(fractions, dtype=float)
     if fractions.min() < 0 or fractions.sum() <= 0:
-        raise InputError(
-            f"phase fractions must be non-negative with a positive sum, got {fractions}"
-        )
+        raise InputError(f"phase fractions must be non-negative with a positive sum, got {fractions}")
     exact = fractions / fractions.sum() * size
     counts = np.floor(exact).astype(np.int64)
     remainder = size - counts.sum()
@@ -64,9 +62,7 @@ def assign_with_counts(scores, counts):
     flat = scores.reshape(k, -1)
     size = flat.shape[1]
     if counts.shape != (k,) or counts.sum() != size or counts.min() < 0:
-        raise InputError(
-            f"counts {counts.tolist()} must give one non-negative count per phase summing to {size}"
-        )
+        raise InputError(f"counts {counts.tolist()} must give one non-negative count per phase summing to {size}")
     assignment = np.full(size, -1, dtype=np.int64)
     room = counts.copy()
     pending = np.arange(size)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_dmcr.descriptors.fields import check_labels, neighbourhood
 from napari_dmcr.errors import InputError
+from napari_dmcr.labels import check_labels, neighbourhood
 from napari_dmcr.postprocessing.assignment import assign_with_counts
 
 
@@ -48,7 +48,7 @@ def gaussian_smooth(labels, sigma=1.0, *, periodic=False):
     """
     dtype = np.asarray(labels).dtype
     labels = check_labels(labels)
-    sigma = _check_sigma(sigma, labels.ndim)
+    sigma = _check_sigma(sigma, labels.shape)
     values, counts = np.unique(labels, return_counts=True)
     mode = "wrap" if periodic else "reflect"
     # float32 halves the memory of the k score volumes.
@@ -120,10 +120,7 @@ def remove_small_islands(labels, min_size, *, connectivity=1):
             island_id[island >= 0] = island[island >= 0]
             n_islands += small.size
     if n_islands and np.all(island_id >= 0):
-        raise InputError(
-            f"every connected component is smaller than min_size={min_size}: "
-            "choose a smaller min_size"
-        )
+        raise InputError(f"every connected component is smaller than min_size={min_size}: choose a smaller min_size")
 
     new_index = phase_index.copy()
     settled = island_id < 0
@@ -148,9 +145,7 @@ def remove_small_islands(labels, min_size, *, connectivity=1):
     info = {
         "islands_removed": int(n_islands),
         "voxels_changed": int(np.count_nonzero(new_index != phase_index)),
-        "fraction_change": {
-            v: float(a - b) for v, a, b in zip(values.tolist(), after, before, strict=True)
-        },
+        "fraction_change": {v: float(a - b) for v, a, b in zip(values.tolist(), after, before, strict=True)},
     }
     return cleaned, info
 
@@ -162,13 +157,20 @@ def _shifted_views(shape, offset):
     return here, there
 
 
-def _check_sigma(sigma, ndim):
+def _check_sigma(sigma, shape):
+    """Per-axis sigmas, each at most the image's side along its axis (wider blurs are flat and
+    only cost time: the kernel spans 8 sigma)."""
+    ndim = len(shape)
     sigma = np.atleast_1d(np.asarray(sigma, dtype=float))
     if sigma.size == 1:
         sigma = np.repeat(sigma, ndim)
     if sigma.shape != (ndim,) or not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
         raise InputError(
-            f"sigma must be one non-negative number or {ndim} of them (one per axis), "
-            f"got {sigma.tolist()}"
+            f"sigma must be one non-negative number or {ndim} of them (one per axis), got {sigma.tolist()}"
+        )
+    if np.any(sigma > np.array(shape)):
+        raise InputError(
+            f"sigma {sigma.tolist()} is wider than the image {tuple(shape)}: the blur would "
+            "flatten every phase; use a sigma of a few voxels"
         )
     return tuple(sigma.tolist())

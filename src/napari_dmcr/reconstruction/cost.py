@@ -1,8 +1,10 @@
-"""Rough memory and time of a run, shown before it starts and used to clamp the default size.
+"""The cost model of a run: its memory and time, known before it starts.
 
-The figures are orders of magnitude, calibrated on a 2-core CPU (differentiable: the cost model
-of :func:`napari_dmcr.reconstruction.engine.estimate_bytes_per_slice`; Yeong-Torquato: the
-measured swap rate, which falls as the S2 range grows).
+Both engines check the memory of a run against what the device has free before they allocate
+(:func:`check_memory`), and the widget shows :func:`estimate_run` next to Run and clamps its
+default size with :func:`largest_fitting_side`. The figures are orders of magnitude, calibrated
+on a 2-core CPU (differentiable: the per-slice model :func:`estimate_bytes_per_slice`;
+Yeong-Torquato: the measured swap rate, which falls as the S2 range grows).
 """
 
 from __future__ import annotations
@@ -10,11 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from napari_dmcr.reconstruction.engine import (
-    default_chunk_size,
-    estimate_bytes_per_slice,
-    schedule,
-)
+from napari_dmcr.errors import InputError
+from napari_dmcr.reconstruction.settings import schedule
 
 # Seconds per byte of the per-slice cost model, per iteration (line searches included); CPU: a
 # 64^3 core of the cpu preset, 30 + 30 iterations, takes about 60 s on one core (fidelity3d.json).
@@ -27,6 +26,27 @@ _LBFGSB_BYTES_PER_VOXEL = 8 * (2 * 20 + 10)
 _FIELD_BYTES_PER_VOXEL = 4 * 4
 # Current and best lattice, site lists (int64) and the float32 preview.
 _ANNEALING_BYTES_PER_VOXEL = 2 + 8 + 4
+
+
+def estimate_bytes_per_slice(specs, slice_shape):
+    """Rough peak memory of one slice's forward and backward pass, in bytes."""
+    pixels = slice_shape[0] * slice_shape[1]
+    floats = 0.0
+    for spec in specs:
+        level_pixels = sum(pixels / 4**level for level in range(spec.levels))
+        if spec.name == "s3":
+            vectors = spec.limit_to**2 + (spec.limit_to - 1) ** 2
+            floats += 6 * vectors * level_pixels
+        elif spec.name == "gram":
+            floats += 1300 * level_pixels
+        else:
+            floats += 12 * level_pixels
+    return 4 * floats
+
+
+def default_chunk_size(specs, slice_shape, memory_budget_gb=1.0):
+    """Slices per chunk so that one chunk stays within ``memory_budget_gb``."""
+    return max(1, int(memory_budget_gb * 2**30 // max(estimate_bytes_per_slice(specs, slice_shape), 1)))
 
 
 @dataclass
@@ -70,9 +90,7 @@ def available_bytes(device: str) -> float:
     return float(psutil.virtual_memory().available)
 
 
-def estimate_run(
-    shape, specs, *, method, device, iterations, levels=None, chunk_size=None, max_lag=None
-):
+def estimate_run(shape, specs, *, method, device, iterations, levels=None, chunk_size=None, max_lag=None):
     """Estimate memory and time of a run.
 
     Parameters
@@ -102,7 +120,7 @@ def estimate_run(
             seconds=iterations * voxels * lag / _SWAP_LAG_RATE,
             available_bytes=available_bytes("cpu"),
         )
-    slice_shape = tuple(sorted(shape)[1:])
+    slice_shape = tuple(shape) if len(shape) == 2 else tuple(sorted(shape)[1:])
     per_slice = estimate_bytes_per_slice(specs, slice_shape)
     chunk = chunk_size or default_chunk_size(specs, slice_shape)
     field_bytes = _FIELD_BYTES_PER_VOXEL * voxels
@@ -119,6 +137,25 @@ def estimate_run(
         memory_bytes=device_bytes + (host_bytes if on_cpu else 0.0),
         seconds=iterations * cost_per_iteration * rate,
         available_bytes=available_bytes(device),
+    )
+
+
+def check_memory(shape, specs=(), *, method="differentiable", device="cpu", chunk_size=None, max_lag=None):
+    """Refuse a run whose estimated peak memory exceeds what the device has free.
+
+    Raises :class:`InputError` with the estimate and the largest cube side that fits; computes
+    nothing the size of the volume, so a huge shape is refused at once.
+    """
+    estimate = estimate_run(
+        shape, specs, method=method, device=device, iterations=1, chunk_size=chunk_size, max_lag=max_lag
+    )
+    if estimate.fits:
+        return estimate
+    side = largest_fitting_side(max(shape), specs, method=method, device=device, iterations=1)
+    raise InputError(
+        f"a {'x'.join(map(str, shape))} run needs about {_bytes_text(estimate.memory_bytes)} and {device} has "
+        f"{_bytes_text(estimate.available_bytes)} free; try a size of at most {side} per side"
+        + ("" if method != "differentiable" or device.startswith("cuda") else " or a GPU")
     )
 
 

@@ -57,7 +57,7 @@ def gaussian_correlation(s2, fraction):
     """
     threshold = special.ndtri(fraction)
     angles = np.linspace(-np.pi / 2, np.pi / 2, 4001)
-    integrand = np.exp(-threshold**2 / np.maximum(1.0 + np.sin(angles), 1e-300))
+    integrand = np.exp(-(threshold**2) / np.maximum(1.0 + np.sin(angles), 1e-300))
     steps = 0.5 * (integrand[1:] + integrand[:-1]) * np.diff(angles)
     integral = np.concatenate([[0.0], np.cumsum(steps)])
     integral -= np.interp(0.0, angles, integral)  # from 0 to asin(rho)
@@ -71,7 +71,7 @@ def correlation_mixture(rho):
     Returns ``(widths, weights)`` of the kept terms (weights sum to about 1, rho(0) = 1).
     """
     lags = np.arange(len(rho), dtype=float)
-    basis = np.exp(-lags[:, None] ** 2 / (4 * WIDTHS[None, :] ** 2))
+    basis = np.exp(-(lags[:, None] ** 2) / (4 * WIDTHS[None, :] ** 2))
     row_weights = np.ones(len(rho))
     row_weights[0] = 30.0  # rho(0) = 1 holds nearly exactly: the field has unit variance
     weights, _ = optimize.nnls(basis * row_weights[:, None], np.asarray(rho, float) * row_weights)
@@ -82,8 +82,7 @@ def correlation_mixture(rho):
 def target_s2(images, phase, periodic=False):
     """Radial S2 of ``phase`` averaged over the target images, up to half the smallest side."""
     max_lag = (min(min(image.shape) for image in images) - 1) // 2  # periodic lags stay below half
-    profiles = [s2_radial(torch.as_tensor(image == phase, dtype=torch.float64), max_lag, periodic)
-                for image in images]
+    profiles = [s2_radial(torch.as_tensor(image == phase, dtype=torch.float64), max_lag, periodic) for image in images]
     return torch.stack(profiles).mean(0).numpy()
 
 
@@ -122,5 +121,5 @@ def gaussian_level_cut(images, phase, shape, seed=0, *, periodic=False):
 def lowest(values, fraction):
     """True on the ``round(fraction * size)`` lowest values (ties in index order): an exact fraction."""
     cut = np.zeros(values.size, bool)
-    cut[np.argsort(values, axis=None, kind="stable")[: int(round(fraction * values.size))]] = True
+    cut[np.argsort(values, axis=None, kind="stable")[: round(fraction * values.size)]] = True
     return cut.reshape(values.shape)

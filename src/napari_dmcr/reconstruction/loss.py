@@ -107,8 +107,7 @@ class SliceLoss:
             self.notes.extend(notes)
             target_specs = tuple(replace(s, periodic=target_periodic) for s in fitted)
             targets = [
-                descriptor_targets(target_specs, f[None]) if isinstance(f, torch.Tensor) else f
-                for f in phase_fields
+                descriptor_targets(target_specs, f[None]) if isinstance(f, torch.Tensor) else f for f in phase_fields
             ]
             self.directions.append((fitted, targets))
         self.total_weight = sum(

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_dmcr.descriptors.characterize import load_descriptors
-from napari_dmcr.descriptors.fields import phase_labels
 from napari_dmcr.errors import InputError
+from napari_dmcr.labels import check_labels, phase_labels
 
 AXIS_NAMES = ("z", "y", "x")
 MAX_LABELS = 16
@@ -109,6 +109,13 @@ def make_target(target, ndim):
         if missing:
             raise InputError(f"orthogonal targets need slices for x, y and z; missing {missing}")
         images = [_check_image(target[axis], f"target slice normal to {axis}") for axis in AXIS_NAMES]
+        sets = [phase_labels(image) for image in images]
+        if any(labels != sets[0] for labels in sets):
+            raise InputError(
+                "the three slices have different labels ("
+                + ", ".join(f"{axis}: {labels}" for axis, labels in zip(AXIS_NAMES, sets))
+                + "); give slices of one material with the same labels"
+            )
     else:
         image = _check_image(target, "target image")
         images = [image] * (3 if ndim == 3 else 1)
@@ -120,8 +127,10 @@ def make_target(target, ndim):
 
 def _file_target(path, ndim):
     if path.suffix.lower() != ".npz":
-        raise InputError(f"{path}: a target given as a path must be a descriptor file (.npz) from "
-                         "'dmcr characterize'; read images with napari_dmcr.io.readers.read_image")
+        raise InputError(
+            f"{path}: a target given as a path must be a descriptor file (.npz) from "
+            "'dmcr characterize'; read images with napari_dmcr.io.readers.read_image"
+        )
     characterization = load_descriptors(path)
     labels = characterization["settings"]["labels"]
     missing = [label for label in labels if label not in characterization["phases"]]
@@ -135,18 +144,7 @@ def _check_image(image, what):
     image = np.asarray(image)
     if image.ndim == 3 and 1 in image.shape:
         image = image.squeeze()
-    if image.ndim != 2:
-        raise InputError(f"the {what} must be a 2D labeled image, got shape {image.shape}")
-    if np.issubdtype(image.dtype, np.floating):
-        if not np.isfinite(image).all():
-            raise InputError(f"the {what} contains NaN or infinite values")
-        if not np.array_equal(image, np.round(image)):
-            raise InputError(
-                f"the {what} has non-integer values: it looks like a grey image. "
-                "Segment it first (e.g. threshold with Otsu) so that each phase has one label"
-            )
-    elif not np.issubdtype(image.dtype, np.integer) and image.dtype != bool:
-        raise InputError(f"the {what} must hold integer labels, got dtype {image.dtype}")
+    image = check_labels(image, ndims=(2,), what=f"the {what}")
     count = np.unique(image).size
     if count > MAX_LABELS:
         raise InputError(

@@ -128,9 +128,7 @@ def _place_clast(gravel, radius, elongation, roughness, max_overlap, rng):
     reach = int(np.ceil(semi_axes.max() * (1.0 + roughness))) + 1
     center = rng.uniform(0, gravel.shape)
     offsets = np.arange(-reach, reach + 1)
-    index = [
-        (np.floor(center[axis]).astype(int) + offsets) % gravel.shape[axis] for axis in range(3)
-    ]
+    index = [(np.floor(center[axis]).astype(int) + offsets) % gravel.shape[axis] for axis in range(3)]
     grid = np.stack(
         np.meshgrid(*(np.floor(center[a]) + offsets - center[a] for a in range(3)), indexing="ij"),
         axis=-1,

@@ -50,12 +50,8 @@ class CompareWidget(QWidget):
         self.viewer = napari_viewer
         self.results = None
         self._worker = None
-        self._original = ComboBox(
-            label="original slice", choices=lambda _: layer_choices(self.viewer)
-        )
-        self._reconstruction = ComboBox(
-            label="reconstruction", choices=lambda _: layer_choices(self.viewer, Labels)
-        )
+        self._original = ComboBox(label="original slice", choices=lambda _: layer_choices(self.viewer))
+        self._reconstruction = ComboBox(label="reconstruction", choices=lambda _: layer_choices(self.viewer, Labels))
         self._truth = ComboBox(
             label="true volume (optional)",
             choices=lambda _: layer_choices(self.viewer, Labels),
@@ -104,9 +100,7 @@ class CompareWidget(QWidget):
         if isinstance(layer, Image):
             value = otsu_threshold(image)
             if value is None:
-                raise InputError(
-                    f"layer {layer.name!r} has a single grey value; there is nothing to compare"
-                )
+                raise InputError(f"layer {layer.name!r} has a single grey value; there is nothing to compare")
             image = threshold(image, value)
         return image
 

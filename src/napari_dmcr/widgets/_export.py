@@ -45,16 +45,10 @@ class ExportWidget(QWidget):
         self.viewer = napari_viewer
         self.written = []
         self._worker = None
-        self._labels = ComboBox(
-            label="labels", choices=lambda _: layer_choices(self.viewer, Labels)
-        )
-        self._format = ComboBox(
-            label="format", choices=[(title, suffix) for suffix, title in FORMATS.items()]
-        )
+        self._labels = ComboBox(label="labels", choices=lambda _: layer_choices(self.viewer, Labels))
+        self._format = ComboBox(label="format", choices=[(title, suffix) for suffix, title in FORMATS.items()])
         self._path = FileEdit(label="file", mode="w")
-        self._voxel_size = FloatSpinBox(
-            label="voxel size (model units)", min=1e-12, max=1e12, step=0.001, value=1.0
-        )
+        self._voxel_size = FloatSpinBox(label="voxel size (model units)", min=1e-12, max=1e12, step=0.001, value=1.0)
         self._voxel_size.native.setDecimals(6)
         self._group_names = LineEdit(label="zone groups (label 0, 1, ...)", value="gravel, matrix")
         self._coarsen = SpinBox(label="coarsen (voxels per zone edge)", min=1, max=64, value=1)
@@ -101,24 +95,16 @@ class ExportWidget(QWidget):
         self._voxel_size.value = float(layer.scale[-1])
         names = label_names(layer)
         if names:
-            self._group_names.value = ", ".join(
-                names.get(label, f"phase{label}") for label in range(max(names) + 1)
-            )
+            self._group_names.value = ", ".join(names.get(label, f"phase{label}") for label in range(max(names) + 1))
 
     def _on_format_changed(self, value=None):
         self._flac3d_options.visible = self._format.value == ".f3grid"
 
     def _flac3d_settings(self):
         try:
-            pressures = [
-                float(text)
-                for text in self._pressures.value.replace(";", ",").split(",")
-                if text.strip()
-            ]
+            pressures = [float(text) for text in self._pressures.value.replace(";", ",").split(",") if text.strip()]
         except ValueError:
-            raise InputError(
-                f"confining pressures must be numbers in MPa, got {self._pressures.value!r}"
-            ) from None
+            raise InputError(f"confining pressures must be numbers in MPa, got {self._pressures.value!r}") from None
         names = [name.strip() for name in self._group_names.value.split(",")]
         return {
             "group_names": names,
@@ -135,9 +121,7 @@ class ExportWidget(QWidget):
             if layer is None:
                 raise InputError("choose a Labels layer to export")
             if layer.ndim != 3 and self._format.value == ".f3grid":
-                raise InputError(
-                    f"layer {layer.name!r} is {layer.ndim}D; a FLAC3D grid needs a 3D volume"
-                )
+                raise InputError(f"layer {layer.name!r} is {layer.ndim}D; a FLAC3D grid needs a 3D volume")
             path = Path(self._path.value)
             if path.name in ("", ".") or path.is_dir():
                 raise InputError("choose a file name to export to")
@@ -170,9 +154,7 @@ class ExportWidget(QWidget):
         )
 
     def _on_error(self, error):
-        self.status.error(
-            InputError(f"cannot write the file: {error}") if isinstance(error, OSError) else error
-        )
+        self.status.error(InputError(f"cannot write the file: {error}") if isinstance(error, OSError) else error)
 
     def _on_finished(self):
         self._worker = None

@@ -43,13 +43,10 @@ def current_slice(layer, viewer):
     if layer is None:
         raise InputError("choose an input layer (an Image or Labels layer of a segmented slice)")
     if not isinstance(layer, (Image, Labels)):
-        raise InputError(
-            f"layer {layer.name!r} is a {type(layer).__name__} layer; use an Image or Labels layer"
-        )
+        raise InputError(f"layer {layer.name!r} is a {type(layer).__name__} layer; use an Image or Labels layer")
     if isinstance(layer, Image) and layer.rgb:
         raise InputError(
-            f"layer {layer.name!r} is an RGB image; convert it to grey levels "
-            "or segment it into labels first"
+            f"layer {layer.name!r} is an RGB image; convert it to grey levels or segment it into labels first"
         )
     if layer.ndim == 2:
         image, axes = np.asarray(layer.data), (0, 1)
@@ -59,9 +56,7 @@ def current_slice(layer, viewer):
         order = [axis - offset for axis in viewer.dims.order if axis >= offset]
         axes = tuple(sorted(order[-2:]))
         index = tuple(
-            slice(None)
-            if axis in axes
-            else int(np.clip(round(position[axis]), 0, layer.data.shape[axis] - 1))
+            slice(None) if axis in axes else int(np.clip(round(position[axis]), 0, layer.data.shape[axis] - 1))
             for axis in range(layer.ndim)
         )
         image = np.asarray(layer.data[index])

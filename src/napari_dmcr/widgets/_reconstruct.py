@@ -25,6 +25,8 @@ from napari_dmcr.progress import CancelToken
 from napari_dmcr.reconstruction import (
     MAX_ITER,
     default_chunk_size,
+    estimate_run,
+    largest_fitting_side,
     make_target,
     planned_iterations,
     resolve_device,
@@ -32,7 +34,6 @@ from napari_dmcr.reconstruction import (
     schedule,
 )
 from napari_dmcr.widgets._canvas import ThemedCanvas
-from napari_dmcr.widgets._estimate import estimate_run, largest_fitting_side
 from napari_dmcr.widgets._layers import (
     current_slice,
     default_phase,
@@ -49,9 +50,7 @@ ORTHOGONAL = "three orthogonal slices"
 DIFFERENTIABLE = "differentiable"
 YEONG_TORQUATO = "yeong-torquato"
 # Descriptors whose weight the user may set (the union of the presets).
-WEIGHTED_DESCRIPTORS = tuple(
-    dict.fromkeys(spec.name for specs in PRESETS.values() for spec in specs)
-)
+WEIGHTED_DESCRIPTORS = tuple(dict.fromkeys(spec.name for specs in PRESETS.values() for spec in specs))
 DESCRIPTOR_TITLES = {
     "s2": "S2",
     "s3": "S3",
@@ -182,9 +181,7 @@ class ReconstructWidget(QWidget):
 
     def _build_settings(self):
         self._shape = [SpinBox(min=4, max=2048, value=64) for _ in range(3)]
-        self._shape_row = Container(
-            layout="horizontal", labels=False, label="output (z, y, x)", widgets=self._shape
-        )
+        self._shape_row = Container(layout="horizontal", labels=False, label="output (z, y, x)", widgets=self._shape)
         self._estimate = StatusLine()
         self._method = ComboBox(
             label="method",
@@ -196,9 +193,7 @@ class ReconstructWidget(QWidget):
         )
         # The Gram matrices need a VGG-19 pass per slice: only the default on a GPU.
         default_preset = "paper" if resolve_device("auto").startswith("cuda") else "cpu"
-        self._preset = ComboBox(
-            label="descriptor preset", choices=list(PRESETS), value=default_preset
-        )
+        self._preset = ComboBox(label="descriptor preset", choices=list(PRESETS), value=default_preset)
         defaults = {spec.name: spec.weight for spec in PRESETS["paper"]}
         self._weights = {
             name: FloatSpinBox(
@@ -210,9 +205,7 @@ class ReconstructWidget(QWidget):
             )
             for name in WEIGHTED_DESCRIPTORS
         }
-        self._direction_weights = [
-            FloatSpinBox(min=0, max=1e6, step=0.1, value=1.0) for _ in range(3)
-        ]
+        self._direction_weights = [FloatSpinBox(min=0, max=1e6, step=0.1, value=1.0) for _ in range(3)]
         self._direction_row = Container(
             layout="horizontal",
             labels=False,
@@ -224,9 +217,7 @@ class ReconstructWidget(QWidget):
         self._device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self._chunk = SpinBox(label="chunk size (0 = auto)", min=0, max=4096, value=0)
         self._seed = SpinBox(label="seed", min=0, max=2**31 - 1, value=0)
-        self._preview_interval = FloatSpinBox(
-            label="live preview every (s)", min=0.05, max=600, step=0.1, value=0.5
-        )
+        self._preview_interval = FloatSpinBox(label="live preview every (s)", min=0.05, max=600, step=0.1, value=0.5)
         self._settings = Container(
             widgets=[
                 self._shape_row,
@@ -317,10 +308,7 @@ class ReconstructWidget(QWidget):
         images = [image for image, _ in slices]
         labels = sorted(set().union(*(np.unique(image).tolist() for image in images)))
         if len(labels) < 2:
-            raise InputError(
-                f"the input holds a single label ({labels[0]}); "
-                "a microstructure needs two or more phases"
-            )
+            raise InputError(f"the input holds a single label ({labels[0]}); a microstructure needs two or more phases")
         if self._mode.value == ONE_SLICE:
             return images[0], slices[0][1], labels
         return dict(zip(("x", "y", "z"), images)), slices[2][1], labels
@@ -357,9 +345,7 @@ class ReconstructWidget(QWidget):
         self._threshold_source = grey[0]
         if otsu is None:
             self.status.error(
-                InputError(
-                    f"layer {grey[0].name!r} has a single grey value; there is nothing to threshold"
-                )
+                InputError(f"layer {grey[0].name!r} has a single grey value; there is nothing to threshold")
             )
         else:
             self._threshold.value = otsu
@@ -437,20 +423,14 @@ class ReconstructWidget(QWidget):
             box.visible = differentiable and name in used
         for widget in (self._preset, self._direction_row, self._levels, self._device, self._chunk):
             widget.visible = differentiable
-        self._iterations.label = (
-            "iterations per level" if differentiable else "trial swaps per voxel"
-        )
+        self._iterations.label = "iterations per level" if differentiable else "trial swaps per voxel"
         self._iterations.value = MAX_ITER["fitted"] if differentiable else SWAPS_PER_VOXEL
         self._update_estimate()
 
     def _update_estimate(self, value=None):
         shape = tuple(box.value for box in self._shape)
         try:
-            device = (
-                resolve_device(self._device.value)
-                if self._method.value == DIFFERENTIABLE
-                else "cpu"
-            )
+            device = resolve_device(self._device.value) if self._method.value == DIFFERENTIABLE else "cpu"
             estimate = estimate_run(
                 shape,
                 self._specs(),
@@ -480,11 +460,7 @@ class ReconstructWidget(QWidget):
         except InputError as error:
             self.status.error(error)
             return
-        images = (
-            [target]
-            if isinstance(target, np.ndarray)
-            else [target[axis] for axis in ("z", "y", "x")]
-        )
+        images = [target] if isinstance(target, np.ndarray) else [target[axis] for axis in ("z", "y", "x")]
         with_gram = "gram" in {spec.name for spec in PRESETS[self._preset.value]}
 
         def work():
@@ -508,9 +484,7 @@ class ReconstructWidget(QWidget):
         self.characterization = characterizations[0]
         phase = self._phase.value
         entries = [c["phases"][phase] for c in characterizations]
-        directions = (
-            ("slice",) if len(entries) == 1 else ("normal to z", "normal to y", "normal to x")
-        )
+        directions = ("slice",) if len(entries) == 1 else ("normal to z", "normal to y", "normal to x")
 
         def paint(figure):
             gram = "gram" in entries[0]
@@ -536,8 +510,7 @@ class ReconstructWidget(QWidget):
         self.descriptor_canvas.paint(paint)
         self._tabs.setCurrentWidget(self.descriptor_canvas)
         self.status.info(
-            f"phase {phase}: volume fraction {entries[0]['volume_fraction']:.3f}, "
-            f"TV {entries[0]['tv']:.3f}"
+            f"phase {phase}: volume fraction {entries[0]['volume_fraction']:.3f}, TV {entries[0]['tv']:.3f}"
         )
 
     # --- run ---------------------------------------------------------------------------------
@@ -623,12 +596,8 @@ class ReconstructWidget(QWidget):
         self._cancel_button.enabled = True
         self._progress_bar.setValue(0)
         self._progress_bar.setFormat("starting ...")
-        self.status.info(
-            f"running {request.method} reconstruction of {'x'.join(map(str, request.shape))} ..."
-        )
-        self._activity = _ActivityProgress(
-            self.cancel, total=_expected_iterations(request), desc="DMCR reconstruction"
-        )
+        self.status.info(f"running {request.method} reconstruction of {'x'.join(map(str, request.shape))} ...")
+        self._activity = _ActivityProgress(self.cancel, total=_expected_iterations(request), desc="DMCR reconstruction")
         self._tabs.setCurrentWidget(self.loss_canvas)
         self._worker.start()
 
@@ -663,9 +632,7 @@ class ReconstructWidget(QWidget):
         if self._worker is None:
             return  # the run finished while this step was queued: keep its final status
         self._progress_bar.setValue(int(1000 * step.fraction_done))
-        self._progress_bar.setFormat(
-            f"{step.stage}: {step.iteration}/{step.total}  ({step.elapsed:.0f} s)"
-        )
+        self._progress_bar.setFormat(f"{step.stage}: {step.iteration}/{step.total}  ({step.elapsed:.0f} s)")
         if activity is not None and not activity.is_canceled:
             if activity.total != step.total:
                 activity.total = step.total
@@ -679,9 +646,7 @@ class ReconstructWidget(QWidget):
             return
         if self._loss_history and not self._preview_missing_noted:
             self._preview_missing_noted = True
-            self.status.info(
-                "the live preview layer was removed; the run goes on and its result will appear"
-            )
+            self.status.info("the live preview layer was removed; the run goes on and its result will appear")
             return
         if self._preview_missing_noted:
             return
@@ -736,8 +701,7 @@ class ReconstructWidget(QWidget):
             quality = f"residual {result.residual:.4f}"
             # The live curve only has the throttled steps; the result has every iteration.
             self._loss_history = [
-                (index, {**entry["errors"], "total": entry["loss"]})
-                for index, entry in enumerate(result.history, 1)
+                (index, {**entry["errors"], "total": entry["loss"]}) for index, entry in enumerate(result.history, 1)
             ]
             if self._loss_history:
                 self.loss_canvas.paint(self._paint_losses)
@@ -748,9 +712,7 @@ class ReconstructWidget(QWidget):
                 elapsed_s=result.elapsed,
             )
             quality = f"S2 energy {result.energy:.3g} ({result.stop_reason})"
-        name = f"{request.source_names[0]} reconstruction" + (
-            " (cancelled)" if result.cancelled else ""
-        )
+        name = f"{request.source_names[0]} reconstruction" + (" (cancelled)" if result.cancelled else "")
         metadata = {"dmcr": summary}
         if request.label_names:
             metadata["label_names"] = {str(k): v for k, v in request.label_names.items()}
@@ -772,9 +734,7 @@ class ReconstructWidget(QWidget):
         self._cancel_token = None
         self._run_button.enabled = True
         self._cancel_button.enabled = False
-        self._progress_bar.setFormat(
-            "idle" if self.last_result is None else self._progress_bar.format()
-        )
+        self._progress_bar.setFormat("idle" if self.last_result is None else self._progress_bar.format())
         _release_device_memory()
         if activity is not None:
             activity.close()
@@ -785,9 +745,7 @@ class ReconstructWidget(QWidget):
 
     def _retry_smaller_chunks(self, value=None):
         request = self._request
-        current = request.chunk_size or default_chunk_size(
-            self._specs(), tuple(sorted(request.shape)[1:])
-        )
+        current = request.chunk_size or default_chunk_size(self._specs(), tuple(sorted(request.shape)[1:]))
         self._chunk.value = max(1, current // 2)
         self.run()
 
@@ -796,14 +754,9 @@ class ReconstructWidget(QWidget):
         self.run()
 
     def _on_layer_removed(self, event):
-        if (
-            self._worker is not None
-            and self._request is not None
-            and event.value.name in self._request.source_names
-        ):
+        if self._worker is not None and self._request is not None and event.value.name in self._request.source_names:
             self.status.info(
-                f"input layer {event.value.name!r} was removed; "
-                "the run goes on with the slice it started from"
+                f"input layer {event.value.name!r} was removed; the run goes on with the slice it started from"
             )
 
     def closeEvent(self, event):
@@ -817,8 +770,12 @@ def _expected_iterations(request):
     if request.method == YEONG_TORQUATO:
         return request.options["max_swaps"]
     target = make_target(request.target, len(request.shape))
-    levels, max_iter, _ = schedule(resolved_start("auto", target, request.shape), request.shape,
-                                   request.options["max_iter"], request.options["multigrid_levels"])
+    levels, max_iter, _ = schedule(
+        resolved_start("auto", target, request.shape),
+        request.shape,
+        request.options["max_iter"],
+        request.options["multigrid_levels"],
+    )
     return planned_iterations(levels, len(target.labels), max_iter)
 
 

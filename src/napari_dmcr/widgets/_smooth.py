@@ -26,16 +26,12 @@ class SmoothWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self._worker = None
-        self._labels = ComboBox(
-            label="labels", choices=lambda _: layer_choices(self.viewer, Labels)
-        )
+        self._labels = ComboBox(label="labels", choices=lambda _: layer_choices(self.viewer, Labels))
         self._sigma = FloatSpinBox(label="sigma (voxels)", min=0.0, max=100.0, step=0.25, value=1.0)
         self._periodic = CheckBox(text="periodic (reconstructions wrap around)", value=True)
         self._smooth_button = PushButton(text="Smooth")
         self.status = StatusLine()
-        self._form = Container(
-            widgets=[self._labels, self._sigma, self._periodic, self._smooth_button, self.status]
-        )
+        self._form = Container(widgets=[self._labels, self._sigma, self._periodic, self._smooth_button, self.status])
         self._smooth_button.changed.connect(self.smooth)
         layout = QVBoxLayout(self)
         layout.addWidget(self._form.native)

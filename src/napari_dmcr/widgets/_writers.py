@@ -8,7 +8,7 @@ import numpy as np
 
 from napari_dmcr.io.atomic import write_json
 from napari_dmcr.io.flac3d import group_names_for, write_f3dat, write_f3grid
-from napari_dmcr.io.writers import write_volume
+from napari_dmcr.io.writers import file_sha256, sidecar_path, write_volume
 
 # FLAC3D settings of File > Save Layers, where there is no form to ask for them.
 FLAC3D_DEFAULTS = {
@@ -44,7 +44,7 @@ def export_layer_data(path, labels, *, voxel_size, parameters, flac3d=None):
     """
     if path.suffix != ".f3grid":
         write_volume(path, labels, voxel_size=voxel_size, parameters=parameters)
-        return [path, path.with_suffix(".json")]
+        return [path, sidecar_path(path)]
     flac3d = {**FLAC3D_DEFAULTS, **(flac3d or {})}
     names = group_names_for(np.unique(labels), flac3d["group_names"])
     counts = write_f3grid(
@@ -73,9 +73,10 @@ def export_layer_data(path, labels, *, voxel_size, parameters, flac3d=None):
         "cylinder": flac3d["cylinder"],
         "group_names": {str(label): name for label, name in names.items()},
         "flac3d": counts,
+        "sha256": file_sha256(path),
     }
-    write_json(path.with_suffix(".json"), sidecar)
-    return [*written, path.with_suffix(".json")]
+    write_json(sidecar_path(path), sidecar)
+    return [*written, sidecar_path(path)]
 
 
 def layer_parameters(name, metadata):
