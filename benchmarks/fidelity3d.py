@@ -166,8 +166,6 @@ def reconstruct(recipe, target, size, seed, phase):
     start = time.perf_counter()
     model = None
     if recipe == "yt":
-        if isinstance(target, dict):
-            target = [target[axis] for axis in "zyx"]  # normal to z, y, x
         labels = run_yeong_torquato(target, shape, phase=phase, seed=seed).labels
     elif recipe == "start":
         images = list(target.values()) if isinstance(target, dict) else [target]

@@ -175,7 +175,7 @@ def test_yeong_torquato_method(viewer, qtbot):
     widget.run()
     wait_for(qtbot, lambda: widget._worker is None)
     result = viewer.layers["conglomerate slice reconstruction"]
-    assert result.metadata["dmcr"]["method"] == "yeong-torquato"
+    assert result.metadata["dmcr"]["method"] == "yt"
     assert set(np.unique(result.data)) == {0, 1}
 
 

@@ -158,6 +158,9 @@ def test_three_section_targets_map_to_volume_axes():
     np.testing.assert_allclose(result.target_s2, expected, atol=1e-12)
     fraction = np.mean(np.concatenate([image.ravel() for image in images]))
     assert (result.labels == 1).sum() == round(fraction * 512)
+    # The differentiable engine's form of three slices: a dict by the axis each is normal to.
+    as_dict = run_yeong_torquato(dict(zip("zyx", images)), (8, 8, 8), max_lag=4, max_swaps=10)
+    np.testing.assert_allclose(as_dict.target_s2, expected, atol=1e-12)
 
 
 def test_phase_fraction_never_changes():

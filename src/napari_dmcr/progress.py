@@ -101,3 +101,11 @@ def drain(steps, on_step=None):
             return stop.value
         if on_step is not None:
             on_step(step)
+
+
+def fractions_line(labels):
+    """``"phase fractions 0: 0.6953, 1: 0.3047"``: the first line of every result's summary."""
+    import numpy as np
+
+    values, counts = np.unique(labels, return_counts=True)
+    return "phase fractions " + ", ".join(f"{v}: {c / labels.size:.4f}" for v, c in zip(values, counts))

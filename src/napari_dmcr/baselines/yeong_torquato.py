@@ -26,8 +26,9 @@ import numpy as np
 from numba import njit
 
 from napari_dmcr.errors import InputError
+from napari_dmcr.io.atomic import json_ready
 from napari_dmcr.labels import check_labels, minority_label
-from napari_dmcr.progress import CancelToken, ProgressStep, Throttle, drain
+from napari_dmcr.progress import CancelToken, ProgressStep, Throttle, drain, fractions_line
 from napari_dmcr.reconstruction.cost import check_memory
 
 # Trial swaps per kernel call: a cancel takes effect within one batch, and the Python overhead
@@ -100,6 +101,31 @@ class AnnealingResult:
     cancelled: bool = False
     parameters: dict = field(default_factory=dict)
 
+    @property
+    def timings(self):
+        return {"total_s": self.elapsed}
+
+    @property
+    def notes(self):
+        return []
+
+    def record(self):
+        """What a sidecar or a layer's metadata keeps of the run (all but the arrays)."""
+        return json_ready({
+            "method": "yt", "cancelled": bool(self.cancelled), "parameters": self.parameters, "device": "cpu",
+            "timings": self.timings, "energy": self.energy, "swaps": self.swaps, "accepted": self.accepted,
+            "swaps_per_second": self.swaps_per_second, "stop_reason": self.stop_reason, "notes": self.notes,
+        })  # fmt: skip
+
+    def quality(self):
+        return (f"S2 energy {self.energy:.4g} after {self.swaps} swaps "
+                f"({self.swaps_per_second:.3g}/s, stop: {self.stop_reason})")  # fmt: skip
+
+    def summary(self):
+        """Lines for a terminal: fractions, quality, and whether the run was cancelled."""
+        lines = [fractions_line(self.labels), self.quality()]
+        return lines + (["cancelled: the best state reached was written"] if self.cancelled else [])
+
 
 def yeong_torquato(
     target,
@@ -132,8 +158,10 @@ def yeong_torquato(
 
     Parameters
     ----------
-    target : numpy.ndarray or sequence of 3 numpy.ndarray
-        Labeled image(s) with two labels, one of them ``phase``. Accepted combinations:
+    target : numpy.ndarray, dict or sequence of 3 numpy.ndarray
+        Labeled image(s) with two labels, one of them ``phase``; three orthogonal slices as for
+        :func:`~napari_dmcr.reconstruction.reconstruct` (``{"x": ..., "y": ..., "z": ...}``) or
+        as a sequence normal to z, y and x. Accepted combinations:
 
         * a 2D image and a 2D ``shape``: reconstruction axis k matched to image axis k;
         * a 2D image and a 3D ``shape`` (the Yeong-Torquato 2D-to-3D case): the mean of the
@@ -313,6 +341,11 @@ def _check_int(name, value, minimum):
 
 
 def _target_images(target):
+    if isinstance(target, dict):
+        missing = [axis for axis in "xyz" if axis not in target]
+        if missing:
+            raise InputError(f"orthogonal targets need slices for x, y and z; missing {missing}")
+        target = [target[axis] for axis in "zyx"]  # image k is normal to volume axis k
     if isinstance(target, np.ndarray) or not isinstance(target, Sequence):
         image = check_labels(target, what="the target")
         if image.ndim not in (2, 3):

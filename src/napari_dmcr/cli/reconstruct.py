@@ -148,7 +148,7 @@ def run(args):
     sidecar = _sidecar(args, result, source, shape, time.perf_counter() - started)
     out, saved = _save(Path(args.out), result, args.voxel_size, sidecar)
     print(f"volume: {out}  parameters: {out.name}.json")
-    for line in _summary(result):
+    for line in result.summary():
         print(line)
     if not saved:
         return 2
@@ -266,9 +266,6 @@ def _engine(args, target, shape, cancel):
 
         if isinstance(target, str):
             raise InputError("Yeong-Torquato matches S2 profiles of images: give the slice, not a descriptor file")
-
-        if isinstance(target, dict):
-            target = [target[axis] for axis in "zyx"]
         return yeong_torquato(
             target, shape, phase=args.phase, seed=args.seed, max_swaps=args.max_swaps, cancel=cancel, preview=False
         )
@@ -327,53 +324,12 @@ def _sidecar(args, result, source, shape, wall_s):
 
     from napari_dmcr import __version__
 
-    common = {
+    return {
         "command": "dmcr reconstruct",
-        "method": args.method,
         "source": source,
         "shape": list(shape),
         "seed": args.seed,
-        "cancelled": bool(result.cancelled),
         "wall_s": wall_s,
         "versions": {"napari_dmcr": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        **result.record(),
     }
-    if args.method == "yt":
-        return {
-            **common,
-            "parameters": result.parameters,
-            "energy": result.energy,
-            "swaps": result.swaps,
-            "accepted": result.accepted,
-            "swaps_per_second": result.swaps_per_second,
-            "stop_reason": result.stop_reason,
-        }
-    return {
-        **common,
-        "parameters": result.parameters,
-        "device": result.parameters["device"],
-        "timings": result.timings,
-        "residual": result.residual,
-        "final_errors": dict(zip("zyx" if len(shape) == 3 else ["image"], result.final_errors)),
-        "fractions": result.fractions,
-        "notes": result.notes,
-        "history": result.history,
-    }
-
-
-def _summary(result):
-    import numpy as np
-
-    values, counts = np.unique(result.labels, return_counts=True)
-    fractions = ", ".join(f"{v}: {c / result.labels.size:.4f}" for v, c in zip(values, counts))
-    lines = [f"phase fractions {fractions}"]
-    if hasattr(result, "residual"):
-        lines.append(f"residual {result.residual:.4g}  (weighted RMS relative descriptor error)")
-        lines.extend(f"  {note}" for note in result.notes)
-    else:
-        lines.append(
-            f"energy {result.energy:.4g} after {result.swaps} swaps "
-            f"({result.swaps_per_second:.3g}/s, stop: {result.stop_reason})"
-        )
-    if result.cancelled:
-        lines.append("cancelled: the best state reached was written")
-    return lines

@@ -49,6 +49,24 @@ def write_json(path, data):
         tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
+def json_ready(value):
+    """A copy of ``value`` with tuples, paths, NumPy scalars and arrays turned into JSON types (for
+    napari layer metadata, which is saved with the layer)."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _json_default(value):
     import numpy as np
 

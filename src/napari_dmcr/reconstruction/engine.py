@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from napari_dmcr.errors import DeviceMemoryError
-from napari_dmcr.progress import Cancelled, CancelToken, ProgressStep, Throttle, drain
+from napari_dmcr.io.atomic import json_ready
+from napari_dmcr.progress import Cancelled, CancelToken, ProgressStep, Throttle, drain, fractions_line
 from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice
 from napari_dmcr.reconstruction.isotropy import IsotropicS2
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
@@ -88,6 +89,24 @@ class ReconstructionResult:
     timings: dict
     cancelled: bool = False
     notes: list = field(default_factory=list)
+
+    def record(self):
+        """What a sidecar or a layer's metadata keeps of the run (all but the arrays)."""
+        shape = self.parameters["shape"]
+        return json_ready({
+            "method": "dmcr", "cancelled": bool(self.cancelled), "parameters": self.parameters,
+            "device": self.parameters["device"], "timings": self.timings, "residual": self.residual,
+            "final_errors": dict(zip("zyx" if len(shape) == 3 else ["image"], self.final_errors)),
+            "fractions": self.fractions, "notes": self.notes, "history": self.history,
+        })  # fmt: skip
+
+    def quality(self):
+        return f"residual {self.residual:.4g} (weighted RMS relative descriptor error)"
+
+    def summary(self):
+        """Lines for a terminal: fractions, quality, notes, and whether the run was cancelled."""
+        lines = [fractions_line(self.labels), self.quality(), *(f"  {note}" for note in self.notes)]
+        return lines + (["cancelled: the best state reached was written"] if self.cancelled else [])
 
 
 def reconstruct(

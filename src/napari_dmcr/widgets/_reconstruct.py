@@ -543,8 +543,6 @@ class ReconstructWidget(QWidget):
                     "use the differentiable method or merge the labels first"
                 )
             device = "cpu"
-            if isinstance(target, dict):
-                target = [target[axis] for axis in ("z", "y", "x")]
             options = {**common, "max_swaps": self._iterations.value * int(np.prod(shape))}
         return RunRequest(
             method=self._method.value,
@@ -684,34 +682,16 @@ class ReconstructWidget(QWidget):
     def _on_result(self, result):
         request = self._request
         self.last_result = result
-        parameters = dict(result.parameters)
-        summary = {
-            "method": request.method,
-            "sources": request.source_names,
-            "cancelled": bool(result.cancelled),
-            "parameters": _json_ready(parameters),
-        }
+        summary = {**result.record(), "sources": request.source_names}
+        summary.pop("history", None)  # every iteration: in the loss plot, too long for layer metadata
+        quality = result.quality()
         if request.method == DIFFERENTIABLE:
-            summary.update(
-                residual=float(result.residual),
-                fractions=_json_ready(result.fractions),
-                timings=_json_ready(result.timings),
-                notes=list(result.notes),
-            )
-            quality = f"residual {result.residual:.4f}"
             # The live curve only has the throttled steps; the result has every iteration.
             self._loss_history = [
                 (index, {**entry["errors"], "total": entry["loss"]}) for index, entry in enumerate(result.history, 1)
             ]
             if self._loss_history:
                 self.loss_canvas.paint(self._paint_losses)
-        else:
-            summary.update(
-                energy=float(result.energy),
-                stop_reason=result.stop_reason,
-                elapsed_s=result.elapsed,
-            )
-            quality = f"S2 energy {result.energy:.3g} ({result.stop_reason})"
         name = f"{request.source_names[0]} reconstruction" + (" (cancelled)" if result.cancelled else "")
         metadata = {"dmcr": summary}
         if request.label_names:
@@ -792,16 +772,3 @@ def _release_device_memory():
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _json_ready(value):
-    """A copy of ``value`` with tuples, NumPy scalars and arrays turned into JSON types."""
-    if isinstance(value, dict):
-        return {str(key): _json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
