@@ -9,7 +9,8 @@ import pytest
 
 from napari_dmcr.errors import InputError
 from napari_dmcr.io import flac3d
-from napari_dmcr.io.flac3d import coarsen_labels, write_f3dat, write_f3grid
+from napari_dmcr.io.f3dat import write_f3dat
+from napari_dmcr.io.flac3d import coarsen_labels, write_f3grid
 
 
 def parse_f3grid(path):

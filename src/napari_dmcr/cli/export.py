@@ -105,7 +105,8 @@ def run(args):
         print(f"{fmt}: {out} ({' x '.join(map(str, labels.shape))} voxels of {voxel_size:g})")
         return 0
 
-    from napari_dmcr.io.flac3d import group_names_for, write_f3dat, write_f3grid
+    from napari_dmcr.io.f3dat import write_f3dat
+    from napari_dmcr.io.flac3d import group_names_for, write_f3grid
 
     if args.no_face_groups and not args.no_f3dat:
         raise InputError("the .f3dat template needs the face groups; drop --no-face-groups or add --no-f3dat")

@@ -7,10 +7,15 @@ readers
     ``validate_labels`` (the same checks for arrays, e.g. napari layers).
 writers
     ``write_volume`` / ``read_volume`` (.npy, ImageJ .tif, VTK .vti) with the sidecar JSON of the
-    run's parameters (``vol.npy`` -> ``vol.json``), ``read_voxel_size``, ``read_sidecar``.
+    run's parameters (``vol.npy`` -> ``vol.npy.json``, with the file's SHA-256),
+    ``check_output_path`` / ``check_volume_output`` (before any work), ``read_voxel_size``,
+    ``read_sidecar``.
 flac3d
     ``write_f3grid`` (ASCII FLAC3D grid: B8 zones, one zone group per phase, boundary face
-    groups, coarsening, cylindrical specimen) and ``write_f3dat`` (triaxial-test template).
+    groups, coarsening, cylindrical specimen).
+f3dat
+    ``write_f3dat`` (FLAC3D triaxial-test template beside a grid).
 atomic
-    ``atomic_path`` / ``write_json``: every file is written to a temporary name, then renamed.
+    ``atomic_path`` / ``write_json`` / ``json_ready``: every file is written to a temporary name,
+    then renamed.
 """

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +34,7 @@ from napari_dmcr.reconstruction.isotropy import IsotropicS2
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb
 from napari_dmcr.reconstruction.phases import Phases
+from napari_dmcr.reconstruction.relay import relay
 from napari_dmcr.reconstruction.settings import (
     FILTER_SIGMA,
     ISOTROPIC_S2,
@@ -232,7 +231,7 @@ def reconstruct(
     slice_shape = settings.shape if len(settings.shape) == 2 else tuple(sorted(settings.shape)[1:])
     chunk_size = settings.chunk_size or default_chunk_size(settings.specs, slice_shape, settings.memory_budget_gb)
     check_memory(settings.shape, settings.specs, device=settings.device, chunk_size=chunk_size)
-    return _relay(lambda emit: _deterministic(_run, settings, chunk_size, cancel, emit), cancel)
+    return relay(lambda emit: _deterministic(_run, settings, chunk_size, cancel, emit), cancel)
 
 
 def _deterministic(run, settings, *arguments):
@@ -245,69 +244,6 @@ def _deterministic(run, settings, *arguments):
         return run(settings, *arguments)
     finally:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous
-
-
-def _relay(work, cancel):
-    """Run ``work(emit)`` in a thread, yield what it emits (coalesced to the newest step) and
-    return its result; an exception in the thread is raised here."""
-    condition = threading.Condition()
-    state = {"step": None, "finished": False}
-    outcome = {}
-
-    def emit(step):
-        with condition:
-            state["step"] = step
-            condition.notify()
-
-    def run():
-        try:
-            outcome["result"] = work(emit)
-        except BaseException as error:  # handed over to the consuming thread
-            outcome["error"] = error
-            _release_frames(error)
-            if torch.cuda.is_initialized():
-                torch.cuda.empty_cache()  # what the cleared frames held goes back to the driver
-        finally:
-            with condition:
-                state["finished"] = True
-                condition.notify()
-
-    thread = threading.Thread(target=run, name="dmcr-reconstruct", daemon=True)
-    thread.start()
-    try:
-        finished = False
-        while not finished:
-            with condition:
-                while state["step"] is None and not state["finished"]:
-                    condition.wait()
-                finished = state["finished"]
-                step, state["step"] = state["step"], None
-            if step is not None:
-                yield step
-    finally:
-        if thread.is_alive():
-            cancel.cancel()
-        thread.join()
-    if "error" in outcome:
-        raise outcome.pop("error")  # popped: a reference kept here would tie the error to this frame
-    return outcome["result"]
-
-
-def _release_frames(error):
-    """Drop the local variables of the frames an error and the errors behind it passed through.
-
-    Their tensors (a GPU run's whole working set, after an out-of-memory error) are then freed at
-    once, not when the garbage collector finds the traceback's reference cycles, so that a retry
-    with a smaller chunk size has the memory. The traceback's text is kept.
-    """
-    pending, seen = [error], set()
-    while pending:
-        error = pending.pop()
-        if error is None or id(error) in seen:  # `raise e from e` makes a cycle
-            continue
-        seen.add(id(error))
-        traceback.clear_frames(error.__traceback__)
-        pending += [error.__cause__, error.__context__]
 
 
 def _slice_loss(settings, phases, level, chunk_size, cancel=None):

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_dmcr.io.atomic import write_json
-from napari_dmcr.io.flac3d import group_names_for, write_f3dat, write_f3grid
+from napari_dmcr.io.f3dat import write_f3dat
+from napari_dmcr.io.flac3d import group_names_for, write_f3grid
 from napari_dmcr.io.writers import file_sha256, sidecar_path, write_volume
 
 # FLAC3D settings of File > Save Layers, where there is no form to ask for them.
