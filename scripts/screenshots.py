@@ -4,7 +4,7 @@ Run from the repository root (starts its own Xvfb display when there is none)::
 
     .venv/bin/python scripts/screenshots.py
 
-It opens the synthetic conglomerate sample, characterizes it, runs a small 32^3 reconstruction
+It opens the synthetic conglomerate sample, characterizes it, runs a small 48^3 reconstruction
 on the CPU (screenshot while it runs, in 3D), smooths, compares and exports the result, and
 writes one PNG per step to docs/images/. Takes about two minutes on two cores.
 """
@@ -70,7 +70,7 @@ def main():
     reconstruct = open_only("Reconstruct 3D")
     shoot("reconstruct_widget")
     for box in reconstruct._shape:
-        box.value = 32
+        box.value = 48
     reconstruct._iterations.value = 25
     reconstruct._device.value = "cpu"
     reconstruct._preview_interval.value = 1.0
@@ -78,12 +78,8 @@ def main():
     wait(lambda: reconstruct._characterize_worker is None)
     shoot("characterize")
 
-    viewer.layers["conglomerate slice"].visible = False  # a 128^2 plane would hide the 32^3 volume
-    reconstruct.run()
-    wait(lambda: len(reconstruct._loss_history) >= 8 or reconstruct._worker is None)
-    viewer.camera.angles = (10, -30, 60)
-    viewer.camera.center = (16, 16, 16)
-    viewer.camera.zoom *= 2.5
+    reconstruct.run()  # the widget places the live volume beside the slice and turns the camera
+    wait(lambda: len(reconstruct._loss_history) >= 4 or reconstruct._worker is None)
     shoot("run_in_progress_3d")
     wait(lambda: reconstruct._worker is None)
     shoot("run_finished")

@@ -18,6 +18,10 @@ from napari_dmcr.reconstruction.settings import schedule
 # Seconds per byte of the per-slice cost model, per iteration (line searches included); CPU: a
 # 64^3 core of the cpu preset, 30 + 30 iterations, takes about 60 s on one core (fidelity3d.json).
 _SECONDS_PER_COST_BYTE = {"cpu": 7e-10, "cuda": 3e-10}
+# A run the widget proposes by default should end within a few minutes; one estimated beyond
+# CONFIRM_S asks to be confirmed before it starts.
+DEFAULT_RUN_S = 180.0
+CONFIRM_S = 15 * 60.0
 # Yeong-Torquato trial swaps per second times the S2 range (numba kernel, one core).
 _SWAP_LAG_RATE = 1.7e7
 # L-BFGS-B keeps 20 correction pairs and a few work vectors in float64 on the host.
@@ -159,12 +163,13 @@ def check_memory(shape, specs=(), *, method="differentiable", device="cpu", chun
     )
 
 
-def largest_fitting_side(side, specs, *, method, device, iterations, step=16):
-    """The largest cube side up to ``side`` whose run fits the device's free memory."""
+def largest_fitting_side(side, specs, *, method, device, iterations, step=16, max_seconds=None):
+    """The largest cube side up to ``side`` (then multiples of ``step``) whose run fits the
+    device's free memory and, with ``max_seconds``, is estimated to end within it."""
     candidate = side
     while candidate > step:
-        shape = (candidate,) * 3
-        if estimate_run(shape, specs, method=method, device=device, iterations=iterations).fits:
+        estimate = estimate_run((candidate,) * 3, specs, method=method, device=device, iterations=iterations)
+        if estimate.fits and (max_seconds is None or estimate.seconds <= max_seconds):
             return candidate
         candidate = (candidate - 1) // step * step
     return max(min(side, step), 4)

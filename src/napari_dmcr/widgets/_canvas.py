@@ -59,12 +59,14 @@ class ThemedCanvas(QWidget):
         The viewer whose theme the plots follow.
     height_px : int
         Minimum height of the canvas.
+    layout : {"constrained", None}
+        The figure's layout engine; None for plots redrawn often (the painter places the axes).
     """
 
-    def __init__(self, viewer, height_px: int = 320):
+    def __init__(self, viewer, height_px: int = 320, layout: str | None = "constrained"):
         super().__init__()
         self.viewer = viewer
-        self.figure = Figure(figsize=(4, 3), layout="constrained")
+        self.figure = Figure(figsize=(4, 3), layout=layout)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(height_px)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)

@@ -116,7 +116,7 @@ class CompareWidget(QWidget):
         self._phase.reset_choices()
         labels = [label for _, label in self._phase_choices()]
         if labels:
-            self._phase.value = default_phase(labels, label_names(self._original.value))
+            self._phase.value = default_phase(labels, label_names(self._original.value), [self._original_slice()])
 
     def compare(self, value=None):
         """Evaluate the reconstruction against the original slice in a worker; show the figures."""

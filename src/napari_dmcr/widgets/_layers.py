@@ -6,6 +6,7 @@ import numpy as np
 from napari.layers import Image, Labels
 
 from napari_dmcr.errors import InputError
+from napari_dmcr.labels import minority_label
 
 # Below this a slice holds no usable structure (the engine needs 4 voxels per side).
 MIN_SLICE_SIDE = 8
@@ -80,6 +81,26 @@ def otsu_threshold(image):
     return float(threshold_otsu(values))
 
 
+def two_valued_labels(image):
+    """0/1 labels of an image with exactly two values (bool, 0/1, 0/255, ...): 1 on the higher
+    value. None when the image has another number of values (a grey image to threshold)."""
+    values = np.unique(np.asarray(image))
+    if values.size != 2:
+        return None
+    return (np.asarray(image) == values[1]).astype(np.uint8)
+
+
+def needs_threshold(layer, viewer):
+    """True for an Image layer whose shown slice is grey (more than two values)."""
+    if not isinstance(layer, Image):
+        return False
+    try:
+        image, _ = current_slice(layer, viewer)
+    except InputError:
+        return False
+    return two_valued_labels(image) is None
+
+
 def threshold(image, value):
     """Two-phase labels of a grey image: 1 above ``value`` (bright), 0 elsewhere."""
     return (np.asarray(image) > value).astype(np.uint8)
@@ -91,12 +112,13 @@ def label_names(layer):
     return {int(label): str(name) for label, name in names.items()}
 
 
-def default_phase(labels, names):
-    """The phase of interest: the label named matrix (non-gravel), else 1, else the first."""
+def default_phase(labels, names, images):
+    """The phase of interest: the label named matrix (non-gravel) or pore, else the minority label
+    of ``images`` (every method's default, :func:`napari_dmcr.labels.minority_label`)."""
     for label in labels:
         if names.get(label, "").lower() in _PHASE_OF_INTEREST_NAMES:
             return label
-    return 1 if 1 in labels else labels[0]
+    return minority_label(images)
 
 
 def phase_title(label, names):

@@ -8,6 +8,7 @@ by :func:`napari_dmcr.reconstruction.reconstruct` (differentiable) or
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
-from qtpy.QtWidgets import QProgressBar, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QProgressBar, QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from napari_dmcr.baselines.yeong_torquato import SWAPS_PER_VOXEL
 from napari_dmcr.descriptors import PRESETS, characterize, preset
@@ -33,18 +34,22 @@ from napari_dmcr.reconstruction import (
     resolved_start,
     schedule,
 )
+from napari_dmcr.reconstruction.cost import CONFIRM_S, DEFAULT_RUN_S
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._layers import (
     current_slice,
     default_phase,
     label_names,
     layer_choices,
+    needs_threshold,
     otsu_threshold,
     phase_title,
     threshold,
+    two_valued_labels,
 )
 from napari_dmcr.widgets._messages import StatusLine
 
+OBLIQUE_VIEW = (15.0, -35.0, 125.0)  # camera Euler angles of the live 3D view
 ONE_SLICE = "one slice"
 ORTHOGONAL = "three orthogonal slices"
 DIFFERENTIABLE = "differentiable"
@@ -96,6 +101,7 @@ class RunRequest:
     device: str
     chunk_size: int | None = None
     live_layer_name: str = ""
+    beside: tuple = (0.0, 0.0, 0.0)  # translation (z, y, x) that puts the core beside the input slice
 
 
 class ReconstructWidget(QWidget):
@@ -120,7 +126,10 @@ class ReconstructWidget(QWidget):
         self._loss_history = []
         self._pending_step = None
         self._showing_step = False
+        self._last_refresh = -float("inf")
+        self._live_shown = False
         self._preview_missing_noted = False
+        self._long_run_confirmed = False
         self._threshold_source = None
 
         self._build_input()
@@ -273,11 +282,15 @@ class ReconstructWidget(QWidget):
         self._progress_bar.setTextVisible(True)
         self._progress_bar.setFormat("idle")
         self.status = StatusLine()
-        self.descriptor_canvas = ThemedCanvas(self.viewer)
-        self.loss_canvas = ThemedCanvas(self.viewer)
+        self.descriptor_canvas = ThemedCanvas(self.viewer, height_px=240)
+        self.loss_canvas = ThemedCanvas(self.viewer, height_px=240, layout=None)  # redrawn during runs: a fixed layout
         # Settings and plots share one tab area so that the dock stays short.
         self._tabs = QTabWidget()
-        self._tabs.addTab(self._settings.native, "settings")
+        # The settings scroll: the dock fits a laptop screen (1366x768) with the plots beside them.
+        scroll = QScrollArea()
+        scroll.setWidget(self._settings.native)
+        scroll.setWidgetResizable(True)
+        self._tabs.addTab(scroll, "settings")
         self._tabs.addTab(self.descriptor_canvas, "descriptors")
         self._tabs.addTab(self.loss_canvas, "loss")
 
@@ -298,7 +311,8 @@ class ReconstructWidget(QWidget):
         for layer in self._sources():
             image, pixel_size = current_slice(layer, self.viewer)
             if isinstance(layer, Image):
-                image = threshold(image, self._threshold.value)
+                two_valued = two_valued_labels(image)  # a mask saved as an image: labels already
+                image = threshold(image, self._threshold.value) if two_valued is None else two_valued
             slices.append((image, pixel_size))
         return slices
 
@@ -318,7 +332,7 @@ class ReconstructWidget(QWidget):
         self._source.visible = not orthogonal
         for combo in (self._source_x, self._source_y, self._source_z):
             combo.visible = orthogonal
-        grey = [layer for layer in self._sources() if isinstance(layer, Image)]
+        grey = [layer for layer in self._sources() if needs_threshold(layer, self.viewer)]
         self._threshold_row.visible = bool(grey)
         if grey and grey[0] is not self._threshold_source:
             self._set_otsu_threshold()
@@ -333,7 +347,7 @@ class ReconstructWidget(QWidget):
             self._refresh_phases()
 
     def _set_otsu_threshold(self, value=None):
-        grey = [layer for layer in self._sources() if isinstance(layer, Image)]
+        grey = [layer for layer in self._sources() if needs_threshold(layer, self.viewer)]
         if not grey:
             return
         try:
@@ -352,7 +366,7 @@ class ReconstructWidget(QWidget):
 
     def _on_threshold_changed(self, value=None):
         self._refresh_phases()
-        grey = [layer for layer in self._sources() if isinstance(layer, Image)]
+        grey = [layer for layer in self._sources() if needs_threshold(layer, self.viewer)]
         if not (self._threshold_preview.value and grey):
             return
         try:
@@ -380,7 +394,9 @@ class ReconstructWidget(QWidget):
         self._phase.reset_choices()
         labels = [label for _, label in self._phase_choices()]
         if labels and not (keep and previous in labels):
-            self._phase.value = default_phase(labels, label_names(self._sources()[0]))
+            target = self._target()[0]
+            images = list(target.values()) if isinstance(target, dict) else [target]
+            self._phase.value = default_phase(labels, label_names(self._sources()[0]), images)
 
     def _set_default_shape(self):
         try:
@@ -398,6 +414,7 @@ class ReconstructWidget(QWidget):
             method=self._method.value,
             device=device,
             iterations=self._iterations.value,
+            max_seconds=DEFAULT_RUN_S,
         )
         for box in self._shape:
             box.value = side
@@ -427,19 +444,28 @@ class ReconstructWidget(QWidget):
         self._iterations.value = MAX_ITER["fitted"] if differentiable else SWAPS_PER_VOXEL
         self._update_estimate()
 
-    def _update_estimate(self, value=None):
-        shape = tuple(box.value for box in self._shape)
+    def _estimated_seconds(self):
         try:
-            device = resolve_device(self._device.value) if self._method.value == DIFFERENTIABLE else "cpu"
-            estimate = estimate_run(
-                shape,
-                self._specs(),
-                method=self._method.value,
-                device=device,
-                iterations=self._iterations.value,
-                levels=self._levels.value or None,
-                chunk_size=self._chunk.value or None,
-            )
+            return self._estimate_run()[1].seconds
+        except InputError:
+            return 0.0
+
+    def _estimate_run(self):
+        device = resolve_device(self._device.value) if self._method.value == DIFFERENTIABLE else "cpu"
+        return device, estimate_run(
+            tuple(box.value for box in self._shape),
+            self._specs(),
+            method=self._method.value,
+            device=device,
+            iterations=self._iterations.value,
+            levels=self._levels.value or None,
+            chunk_size=self._chunk.value or None,
+        )
+
+    def _update_estimate(self, value=None):
+        self._long_run_confirmed = False
+        try:
+            device, estimate = self._estimate_run()
         except InputError as error:
             self._estimate.error(error)
             return
@@ -550,6 +576,7 @@ class ReconstructWidget(QWidget):
             shape=shape,
             options=options,
             scale=(pixel_size[0], pixel_size[0], pixel_size[1]),
+            beside=(0.0, 0.0, 1.1 * self._sources()[0].extent.world[1][-1]),
             source_names=sources,
             label_names=label_names(self._sources()[0]),
             device=device,
@@ -567,6 +594,16 @@ class ReconstructWidget(QWidget):
         except InputError as error:
             self.status.error(error)
             return
+        seconds = self._estimated_seconds()
+        if seconds > CONFIRM_S and not self._long_run_confirmed:
+            self._long_run_confirmed = True  # until a setting changes
+            self.status.info(
+                f"this run is estimated at {seconds / 60:.0f} min: press Run again to start it, "
+                "or make the output smaller",
+                notify=True,
+            )
+            return
+        self._long_run_confirmed = False
         from napari_dmcr.baselines.yeong_torquato import yeong_torquato
         from napari_dmcr.reconstruction import reconstruct
 
@@ -576,6 +613,8 @@ class ReconstructWidget(QWidget):
         self._request = request
         self._cancel_token = CancelToken()
         self._loss_history = []
+        self._last_refresh = -float("inf")
+        self._live_shown = False
         self._preview_missing_noted = False
         self._worker = create_worker(
             _run_engine,
@@ -593,9 +632,12 @@ class ReconstructWidget(QWidget):
         self._run_button.enabled = False
         self._cancel_button.enabled = True
         self._progress_bar.setValue(0)
-        self._progress_bar.setFormat("starting ...")
         self.status.info(f"running {request.method} reconstruction of {'x'.join(map(str, request.shape))} ...")
-        self._activity = _ActivityProgress(self.cancel, total=_expected_iterations(request), desc="DMCR reconstruction")
+        # Busy (no total) in napari's activity dock, with its Cancel button: updating that bar
+        # processes the event queue and redraws the viewer on the spot, 0.1-0.4 s a step on a
+        # CPU; the numbers are in the widget's own bar.
+        self._activity = _ActivityProgress(self.cancel, total=0, desc="DMCR reconstruction")
+        self._progress_bar.setFormat(f"starting ... ({_expected_iterations(request)} iterations planned)")
         self._tabs.setCurrentWidget(self.loss_canvas)
         self._worker.start()
 
@@ -607,8 +649,8 @@ class ReconstructWidget(QWidget):
             self.status.info("cancelling: the run stops after the current iteration ...")
 
     def _on_step(self, step):
-        # The activity-dock bar processes events while it updates, so this handler can be
-        # re-entered by the next queued step: the outermost call shows only the newest one.
+        # Whatever processes events while a step is shown (a notification) can re-enter this
+        # handler with the next queued step: the outermost call shows only the newest one.
         self._pending_step = step
         if self._showing_step:
             return
@@ -621,33 +663,37 @@ class ReconstructWidget(QWidget):
             self._showing_step = False
 
     def _show_step(self, step):
-        request, activity = self._request, self._activity
-        if step.volume is not None:
-            self._show_volume(step.volume, request)
+        request = self._request
         if step.stage != "done":
             self._loss_history.append((step.iteration, dict(step.losses)))
-            self.loss_canvas.paint(self._paint_losses)
-        if self._worker is None:
-            return  # the run finished while this step was queued: keep its final status
-        self._progress_bar.setValue(int(1000 * step.fraction_done))
-        self._progress_bar.setFormat(f"{step.stage}: {step.iteration}/{step.total}  ({step.elapsed:.0f} s)")
-        if activity is not None and not activity.is_canceled:
-            if activity.total != step.total:
-                activity.total = step.total
-            activity.set_description(f"DMCR {step.stage}")
-            activity.update(max(0, step.iteration - activity.n))
+        if self._worker is not None:
+            self._progress_bar.setValue(int(1000 * step.fraction_done))
+            self._progress_bar.setFormat(f"{step.stage}: {step.iteration}/{step.total}  ({step.elapsed:.0f} s)")
+        # The heavy part (layer data and the loss plot, which the viewer then redraws) at most
+        # once per preview interval of wall time, so the viewer keeps drawing.
+        now = time.perf_counter()
+        if step.stage != "done" and now - self._last_refresh < self._preview_interval.value:
+            return
+        self._last_refresh = now
+        if step.volume is not None:
+            self._show_volume(step.volume, request)
+        if len(self._loss_history) > 1:
+            self._update_losses()
 
     def _show_volume(self, volume, request):
         name = request.live_layer_name
         if name in self.viewer.layers:
-            self.viewer.layers[name].data = volume
+            layer = self.viewer.layers[name]
+            layer.data = volume
+            layer.visible = True  # the previous run's end hid it
+            self._live_shown = True
             return
-        if self._loss_history and not self._preview_missing_noted:
-            self._preview_missing_noted = True
-            self.status.info("the live preview layer was removed; the run goes on and its result will appear")
+        if self._live_shown:  # it was, and the user removed it
+            if not self._preview_missing_noted:
+                self._preview_missing_noted = True
+                self.status.info("the live preview layer was removed; the run goes on and its result will appear")
             return
-        if self._preview_missing_noted:
-            return
+        self._live_shown = True
         self.viewer.add_image(
             volume,
             name=name,
@@ -656,28 +702,47 @@ class ReconstructWidget(QWidget):
             colormap="magma",
             rendering="attenuated_mip",
             attenuation=0.3,
+            translate=request.beside,
         )
         self.viewer.dims.ndisplay = 3
         self.viewer.reset_view()
+        camera(self.viewer).angles = OBLIQUE_VIEW  # looking straight down, a volume looks flat
 
-    def _paint_losses(self, figure):
-        ax = figure.subplots()
+    def _loss_curves(self):
         iterations = [iteration for iteration, _ in self._loss_history]
         names = list(self._loss_history[-1][1])
-        for name in names:
-            values = [losses.get(name, np.nan) for _, losses in self._loss_history]
+        return iterations, {
+            name: np.maximum([losses.get(name, np.nan) for _, losses in self._loss_history], 1e-12) for name in names
+        }
+
+    def _paint_losses(self, figure):
+        # A fixed layout and legend place: the constrained layout and the "best" legend search
+        # were most of a redraw's time, and a redraw runs on the viewer's thread.
+        figure.subplots_adjust(left=0.17, right=0.97, bottom=0.14, top=0.9)
+        ax = figure.subplots()
+        iterations, curves = self._loss_curves()
+        for name, values in curves.items():
             style = {"color": "k", "lw": 2} if name == "total" else {}
-            ax.plot(
-                iterations,
-                np.maximum(values, 1e-12),
-                label=DESCRIPTOR_TITLES.get(name, name),
-                **style,
-            )
+            ax.plot(iterations, values, label=DESCRIPTOR_TITLES.get(name, name), **style)
         ax.set_yscale("log")
         ax.set_xlabel("trial swaps" if self._request.method == YEONG_TORQUATO else "iteration")
         ax.set_ylabel("normalized error" if self._request.method == DIFFERENTIABLE else "S2 energy")
         ax.set_title("loss per descriptor")
-        ax.legend(fontsize="small")
+        ax.legend(fontsize="small", loc="upper right")
+
+    def _update_losses(self):
+        """Move the loss curves to the newest history (a full repaint when the curves changed)."""
+        axes = self.loss_canvas.figure.axes
+        iterations, curves = self._loss_curves()
+        lines = axes[0].get_lines() if len(axes) == 1 else []
+        if [line.get_label() for line in lines] != [DESCRIPTOR_TITLES.get(name, name) for name in curves]:
+            self.loss_canvas.paint(self._paint_losses)
+            return
+        for line, values in zip(lines, curves.values()):
+            line.set_data(iterations, values)
+        axes[0].relim()
+        axes[0].autoscale_view()
+        self.loss_canvas.canvas.draw_idle()
 
     def _on_result(self, result):
         request = self._request
@@ -698,12 +763,16 @@ class ReconstructWidget(QWidget):
             metadata["label_names"] = {str(k): v for k, v in request.label_names.items()}
         if request.live_layer_name in self.viewer.layers:
             self.viewer.layers[request.live_layer_name].visible = False
-        self.viewer.add_labels(result.labels, name=name, scale=request.scale, metadata=metadata)
+        layer = self.viewer.add_labels(
+            result.labels, name=name, scale=request.scale, metadata=metadata, translate=request.beside
+        )
+        layer.new_colormap()  # not the input's colours: the core reads as a result, not as the slice
         state = "cancelled; kept the last state" if result.cancelled else "done"
         self.status.info(f"{state}: {name}, {quality}", notify=True)
 
     def _on_run_error(self, error):
         self.status.error(error)
+        self._progress_bar.setFormat("failed")
         if isinstance(error, DeviceMemoryError):
             self._retry_chunk_button.visible = True
             self._retry_cpu_button.visible = True
@@ -714,7 +783,11 @@ class ReconstructWidget(QWidget):
         self._cancel_token = None
         self._run_button.enabled = True
         self._cancel_button.enabled = False
-        self._progress_bar.setFormat("idle" if self.last_result is None else self._progress_bar.format())
+        if self.last_result is None:
+            self._progress_bar.setFormat("idle")
+        elif self._progress_bar.format() != "failed":
+            self._progress_bar.setValue(self._progress_bar.maximum())
+            self._progress_bar.setFormat("cancelled" if self.last_result.cancelled else "done")
         _release_device_memory()
         if activity is not None:
             activity.close()
@@ -757,6 +830,12 @@ def _expected_iterations(request):
         request.options["multigrid_levels"],
     )
     return planned_iterations(levels, len(target.labels), max_iter)
+
+
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
 
 
 def _leave_a_core_for_the_viewer():
