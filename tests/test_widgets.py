@@ -381,3 +381,12 @@ def test_a_two_valued_image_is_taken_as_labels(viewer):
     target, _, labels = widget._target()
     assert labels == [0, 1] and np.array_equal(target, (mask == 255).astype(np.uint8))
     assert widget._phase.value == 1  # the minority (12 x 26 of 32 x 32)
+
+
+def test_the_four_docks_fit_a_laptop_screen(viewer):
+    """1366x768: the docks stack in one column; each body scrolls instead of asking for its full
+    height (the column was over 2000 px)."""
+    widgets = {name: open_widget(viewer, name) for name in WIDGETS}
+    window = viewer.window._qt_window
+    assert window.minimumSizeHint().height() <= 700
+    assert widgets["Compare S2"].canvas.canvas.minimumHeight() >= 300  # plots keep a readable height

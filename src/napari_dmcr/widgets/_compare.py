@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
-from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QTabWidget, QWidget
 
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation import evaluate
@@ -21,6 +21,7 @@ from napari_dmcr.plotting.evaluation import (
     plot_s2_axes,
     plot_s2_radial,
 )
+from napari_dmcr.widgets._body import scrolling_body
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._layers import (
     current_slice,
@@ -77,13 +78,13 @@ class CompareWidget(QWidget):
             ]
         )
         self._truth.value = None
-        self.canvas = ThemedCanvas(self.viewer, height_px=380)
+        self.canvas = ThemedCanvas(self.viewer, height_px=340)
         self.table = QTableWidget()
-        self.table.setMinimumHeight(120)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self._form.native)
-        layout.addWidget(self.canvas)
-        layout.addWidget(self.table)
+        # Plots and numbers in tabs, not stacked: each keeps a readable height.
+        self._tabs = QTabWidget()
+        self._tabs.addTab(self.canvas, "plots")
+        self._tabs.addTab(self.table, "numbers")
+        scrolling_body(self, self._form.native, self._tabs)
         self._original.changed.connect(self._refresh_phases)
         self._compare_button.changed.connect(self.compare)
         self._save_button.changed.connect(self.save_report)

@@ -17,9 +17,10 @@ from magicgui.widgets import (
 )
 from napari.layers import Labels
 from napari.qt.threading import create_worker
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from napari_dmcr.errors import InputError
+from napari_dmcr.widgets._body import scrolling_body
 from napari_dmcr.widgets._layers import label_names, layer_choices
 from napari_dmcr.widgets._messages import StatusLine
 from napari_dmcr.widgets._writers import FLAC3D_DEFAULTS, export_layer_data, layer_parameters
@@ -74,9 +75,7 @@ class ExportWidget(QWidget):
                 self.status,
             ]
         )
-        layout = QVBoxLayout(self)
-        layout.addWidget(self._form.native)
-        layout.addStretch()
+        scrolling_body(self, self._form.native, stretch=True)
         self._labels.changed.connect(self._on_layer_changed)
         self._format.changed.connect(self._on_format_changed)
         self._export_button.changed.connect(self.export)

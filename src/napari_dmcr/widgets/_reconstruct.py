@@ -16,7 +16,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushBu
 from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
-from qtpy.QtWidgets import QProgressBar, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QProgressBar, QTabWidget, QWidget
 
 from napari_dmcr.baselines.yeong_torquato import SWAPS_PER_VOXEL
 from napari_dmcr.descriptors import PRESETS, characterize, preset
@@ -35,6 +35,7 @@ from napari_dmcr.reconstruction import (
     schedule,
 )
 from napari_dmcr.reconstruction.cost import CONFIRM_S, DEFAULT_RUN_S
+from napari_dmcr.widgets._body import scrolling_body
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._layers import (
     current_slice,
@@ -135,12 +136,8 @@ class ReconstructWidget(QWidget):
         self._build_input()
         self._build_settings()
         self._build_actions()
-        layout = QVBoxLayout(self)
-        layout.addWidget(self._input.native)
-        layout.addWidget(self._actions.native)
-        layout.addWidget(self._progress_bar)
-        layout.addWidget(self.status.native)
-        layout.addWidget(self._tabs)
+        parts = (self._input.native, self._actions.native, self._progress_bar, self.status.native, self._tabs)
+        scrolling_body(self, *parts)
 
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self.viewer.dims.events.current_step.connect(self._on_slice_changed)
@@ -286,11 +283,7 @@ class ReconstructWidget(QWidget):
         self.loss_canvas = ThemedCanvas(self.viewer, height_px=240, layout=None)  # redrawn during runs: a fixed layout
         # Settings and plots share one tab area so that the dock stays short.
         self._tabs = QTabWidget()
-        # The settings scroll: the dock fits a laptop screen (1366x768) with the plots beside them.
-        scroll = QScrollArea()
-        scroll.setWidget(self._settings.native)
-        scroll.setWidgetResizable(True)
-        self._tabs.addTab(scroll, "settings")
+        self._tabs.addTab(self._settings.native, "settings")
         self._tabs.addTab(self.descriptor_canvas, "descriptors")
         self._tabs.addTab(self.loss_canvas, "loss")
 

@@ -6,10 +6,11 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton
 from napari.layers import Labels
 from napari.qt.threading import create_worker
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QWidget
 
 from napari_dmcr.errors import InputError
 from napari_dmcr.postprocessing.smoothing import gaussian_smooth
+from napari_dmcr.widgets._body import scrolling_body
 from napari_dmcr.widgets._layers import layer_choices
 from napari_dmcr.widgets._messages import StatusLine
 
@@ -33,9 +34,7 @@ class SmoothWidget(QWidget):
         self.status = StatusLine()
         self._form = Container(widgets=[self._labels, self._sigma, self._periodic, self._smooth_button, self.status])
         self._smooth_button.changed.connect(self.smooth)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self._form.native)
-        layout.addStretch()
+        scrolling_body(self, self._form.native, stretch=True)
 
     def reset_choices(self, event=None):
         """Refresh the layer list (napari calls this when layers are added or removed)."""
