@@ -323,3 +323,15 @@ def test_full_connectivity_in_3d_is_full_connectivity_in_the_slices():
     reference = result["phases"][1]["morphology"]["reference"]
     assert reference["largest_cluster_fraction"] == diagonal["largest_cluster_fraction"]
     assert reference["euler_characteristic_density"] == diagonal["euler_characteristic_density"]
+
+
+def test_orthogonal_mid_slices_are_the_volume_s_middle_planes():
+    from napari_dmcr.evaluation.views import orthogonal_mid_slices
+
+    volume = np.random.default_rng(0).integers(1, 4, (6, 8, 10))
+    montage = orthogonal_mid_slices(volume, gap=2)
+    assert montage.shape == (8, 10 + 10 + 8 + 4)
+    assert np.array_equal(montage[:8, :10], volume[3])
+    assert np.array_equal(montage[:6, 12:22], volume[:, 4])
+    assert np.array_equal(montage[:6, 24:32], volume[:, :, 5])
+    assert not montage[:, 10:12].any() and not montage[6:, 12:].any()  # gaps and padding are label 0

@@ -362,6 +362,11 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
         assert not viewer.layers[name].visible  # the result replaces it
         assert widget._progress_bar.value() == widget._progress_bar.maximum()
         assert widget._progress_bar.format() == "done"
+        from napari_dmcr.evaluation.views import orthogonal_mid_slices
+
+        qa = viewer.layers.pop(f"{name.removesuffix(' (live)')} mid-slices (z | y | x)")  # under the slice
+        assert np.array_equal(qa.data, orthogonal_mid_slices(viewer.layers["conglomerate slice reconstruction"].data))
+        assert qa.translate[0] > viewer.layers["conglomerate slice"].extent.world[1][0]
         if run == 1:
             from napari_dmcr.widgets._reconstruct import OBLIQUE_VIEW, camera
 

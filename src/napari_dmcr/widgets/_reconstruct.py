@@ -21,6 +21,7 @@ from qtpy.QtWidgets import QProgressBar, QTabWidget, QWidget
 from napari_dmcr.baselines.yeong_torquato import SWAPS_PER_VOXEL
 from napari_dmcr.descriptors import PRESETS, characterize, preset
 from napari_dmcr.errors import DeviceMemoryError, InputError
+from napari_dmcr.evaluation.views import orthogonal_mid_slices
 from napari_dmcr.plotting.descriptors import plot_gram_summary, plot_s2, plot_s3, plot_scalars
 from napari_dmcr.progress import CancelToken
 from napari_dmcr.reconstruction import (
@@ -760,6 +761,13 @@ class ReconstructWidget(QWidget):
             result.labels, name=name, scale=request.scale, metadata=metadata, translate=request.beside
         )
         layer.new_colormap()  # not the input's colours: the core reads as a result, not as the slice
+        if result.labels.ndim == 3:
+            # Its mid-slices under the input slice, in the same colours as the core: the QA view.
+            below = (1.1 * self._sources()[0].extent.world[1][-2], 0.0)
+            self.viewer.add_labels(
+                orthogonal_mid_slices(result.labels), name=f"{name} mid-slices (z | y | x)",
+                scale=request.scale[1:], translate=below, colormap=layer.colormap,
+            )  # fmt: skip
         state = "cancelled; kept the last state" if result.cancelled else "done"
         self.status.info(f"{state}: {name}, {quality}", notify=True)
 
