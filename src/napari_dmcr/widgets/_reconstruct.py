@@ -18,7 +18,7 @@ from napari.qt.threading import create_worker
 from napari.utils import cancelable_progress
 from qtpy.QtWidgets import QProgressBar, QTabWidget, QWidget
 
-from napari_dmcr.baselines.yeong_torquato import SWAPS_PER_VOXEL
+from napari_dmcr.baselines.annealing_settings import SWAPS_PER_VOXEL
 from napari_dmcr.descriptors import PRESETS, characterize, preset
 from napari_dmcr.errors import DeviceMemoryError, InputError
 from napari_dmcr.evaluation.views import orthogonal_mid_slices

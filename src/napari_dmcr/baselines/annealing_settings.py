@@ -1,0 +1,225 @@
+"""The settings of a Yeong-Torquato run: defaults, checks and the record beside its result.
+
+:func:`check_annealing_settings` checks every argument of
+:func:`~napari_dmcr.baselines.yeong_torquato.yeong_torquato` before any work and returns one
+frozen :class:`AnnealingSettings`; :meth:`AnnealingSettings.parameters` is the record a result
+carries (``result.parameters``), as :class:`~napari_dmcr.reconstruction.ReconstructionSettings`
+is for the differentiable engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_dmcr.errors import InputError
+from napari_dmcr.labels import check_labels, minority_label
+
+SWAPS_PER_VOXEL = 500  # default swap budget
+
+
+@dataclass(frozen=True, eq=False)
+class AnnealingSettings:
+    """Every setting of one Yeong-Torquato run, checked (see ``yeong_torquato`` for their meaning)."""
+
+    images: list
+    shape: tuple
+    phase: int
+    other: int
+    max_lag: int
+    isotropic: bool
+    target_periodic: bool
+    initial_given: bool
+    max_swaps: int
+    target_energy: float
+    stall_swaps: int
+    initial_temperature: float | None
+    initial_acceptance: float
+    cooling: float
+    swaps_per_temperature: int
+    interface_bias: bool
+    seed: int
+    preview: bool
+    preview_interval_s: float
+    fraction: float
+    n_phase: int
+
+    def parameters(self):
+        """The record of the run (JSON types)."""
+        return dict(
+            shape=self.shape,
+            phase=self.phase,
+            other_label=self.other,
+            max_lag=self.max_lag,
+            isotropic=self.isotropic,
+            target_periodic=self.target_periodic,
+            initial_given=self.initial_given,
+            max_swaps=self.max_swaps,
+            target_energy=self.target_energy,
+            stall_swaps=self.stall_swaps,
+            initial_temperature=self.initial_temperature,
+            initial_acceptance=self.initial_acceptance,
+            cooling=self.cooling,
+            swaps_per_temperature=self.swaps_per_temperature,
+            interface_bias=self.interface_bias,
+            seed=self.seed,
+            preview=self.preview,
+            preview_interval_s=self.preview_interval_s,
+            target_phase_fraction=self.fraction,
+        )
+
+
+def check_annealing_settings(
+    target,
+    shape,
+    *,
+    phase=None,
+    max_lag=None,
+    isotropic=False,
+    target_periodic=False,
+    initial_given=False,
+    max_swaps=None,
+    target_energy=0.0,
+    stall_swaps=None,
+    initial_temperature=None,
+    initial_acceptance=None,
+    cooling=0.95,
+    swaps_per_temperature=None,
+    interface_bias=False,
+    seed=0,
+    preview=True,
+    preview_interval_s=0.5,
+):
+    """Check the arguments of ``yeong_torquato`` and fill in the defaults.
+
+    Returns
+    -------
+    AnnealingSettings
+
+    Raises
+    ------
+    InputError
+        With a one-line message that says what to change.
+    """
+    images = _target_images(target)
+    shape = _check_shape(shape, images)
+    phase, other = _two_labels(images, phase)
+    indicators = [image == phase for image in images]
+
+    lengths = [shape[a] for a in range(len(shape))]
+    target_lengths = [n for image in images for n in image.shape]
+    largest = min(min(lengths), min(target_lengths)) // 2
+    if max_lag is None:
+        max_lag = largest
+    max_lag = _check_int("max_lag", max_lag, 1)
+    if max_lag > min(lengths) // 2:
+        raise InputError(
+            f"shape {shape} is too small for max_lag={max_lag}: every axis needs at least "
+            f"{2 * max_lag} voxels. Enlarge the shape or lower max_lag."
+        )
+    if max_lag > min(target_lengths) // 2:
+        raise InputError(
+            f"the target is too small for max_lag={max_lag}: every target axis needs at least "
+            f"{2 * max_lag} pixels. Lower max_lag to at most {min(target_lengths) // 2}."
+        )
+
+    n_voxels = math.prod(shape)
+    fraction = sum(int(ind.sum()) for ind in indicators) / sum(ind.size for ind in indicators)
+    n_phase = round(fraction * n_voxels)
+    if not 0 < n_phase < n_voxels:
+        raise InputError(
+            f"phase {phase} covers {fraction:.2%} of the target, which rounds to "
+            f"{n_phase} of {n_voxels} voxels: enlarge the shape so that both phases occur."
+        )
+
+    if max_swaps is None:
+        max_swaps = SWAPS_PER_VOXEL * n_voxels
+    max_swaps = _check_int("max_swaps", max_swaps, 0)
+    if stall_swaps is None:
+        stall_swaps = 20 * n_voxels
+    stall_swaps = _check_int("stall_swaps", stall_swaps, 1)
+    if swaps_per_temperature is None:
+        swaps_per_temperature = n_voxels
+    swaps_per_temperature = _check_int("swaps_per_temperature", swaps_per_temperature, 1)
+    if not 0.0 < cooling <= 1.0:
+        raise InputError(f"cooling must lie in (0, 1], got {cooling}")
+    if initial_temperature is not None and not initial_temperature >= 0.0:
+        raise InputError(f"initial_temperature must be 0 or more, got {initial_temperature}")
+    if initial_acceptance is None:
+        initial_acceptance = 0.05 if initial_given else 0.5
+    if not 0.0 < initial_acceptance < 1.0:
+        raise InputError(f"initial_acceptance must lie in (0, 1), got {initial_acceptance}")
+    if not target_energy >= 0.0:
+        raise InputError(f"target_energy must be 0 or more, got {target_energy}")
+    if not preview_interval_s >= 0.0:
+        raise InputError(f"preview_interval_s must be 0 or more, got {preview_interval_s}")
+    seed = _check_int("seed", seed, 0)
+
+    return AnnealingSettings(
+        images=images, shape=shape, phase=phase, other=other, max_lag=max_lag, isotropic=bool(isotropic),
+        target_periodic=bool(target_periodic), initial_given=bool(initial_given), max_swaps=max_swaps,
+        target_energy=float(target_energy), stall_swaps=stall_swaps,
+        initial_temperature=None if initial_temperature is None else float(initial_temperature),
+        initial_acceptance=float(initial_acceptance), cooling=float(cooling),
+        swaps_per_temperature=swaps_per_temperature, interface_bias=bool(interface_bias), seed=seed,
+        preview=bool(preview), preview_interval_s=float(preview_interval_s), fraction=fraction, n_phase=n_phase,
+    )  # fmt: skip
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def _target_images(target):
+    if isinstance(target, dict):
+        missing = [axis for axis in "xyz" if axis not in target]
+        if missing:
+            raise InputError(f"orthogonal targets need slices for x, y and z; missing {missing}")
+        target = [target[axis] for axis in "zyx"]  # image k is normal to volume axis k
+    if isinstance(target, np.ndarray) or not isinstance(target, Sequence):
+        image = check_labels(target, what="the target")
+        if image.ndim not in (2, 3):
+            raise InputError(f"target must be a 2D image or a 3D volume, got {image.ndim}D")
+        return [image]
+    if len(target) != 3:
+        raise InputError(f"a sequence target must hold 3 images (one normal to each volume axis), got {len(target)}")
+    images = [check_labels(image, what="each target image") for image in target]
+    if any(image.ndim != 2 for image in images):
+        raise InputError("the 3 target images must each be 2D")
+    return images
+
+
+def _check_shape(shape, images):
+    try:
+        shape = tuple(int(n) for n in shape)
+    except TypeError:
+        raise InputError(f"shape must be a tuple of 2 or 3 sizes, got {shape!r}") from None
+    if len(shape) not in (2, 3) or min(shape) < 2:
+        raise InputError(f"shape must be 2 or 3 sizes of at least 2 voxels, got {shape}")
+    if len(shape) == 2 and (len(images) != 1 or images[0].ndim != 2):
+        raise InputError("a 2D reconstruction needs a single 2D target image")
+    return shape
+
+
+def _two_labels(images, phase):
+    labels = np.unique(np.concatenate([np.unique(image) for image in images]))
+    if labels.size < 2:
+        raise InputError(f"the target holds a single label ({labels[0]}): there is no structure to reconstruct")
+    if labels.size > 2:
+        raise InputError(
+            f"Yeong-Torquato reconstructs two phases, but the target has labels {labels.tolist()}: "
+            f"merge them into two first, e.g. target = (target == {phase}).astype(np.uint8)"
+        )
+    if phase is None:
+        phase = minority_label(images)
+    if phase not in labels:
+        raise InputError(f"phase {phase} does not occur in the target (labels {labels.tolist()})")
+    if labels.min() < 0 or labels.max() > 255:
+        raise InputError(f"labels must lie in 0..255, got {labels.tolist()}")
+    other = int(labels[labels != phase][0])
+    return int(phase), other
