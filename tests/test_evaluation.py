@@ -310,7 +310,7 @@ def test_report_of_a_three_phase_volume(tmp_path):
 
 
 def test_evaluate_rejects_mismatched_inputs():
-    with pytest.raises(InputError, match="2D slice"):
+    with pytest.raises(InputError, match="original slice: expected a non-empty 2D"):
         evaluate(np.zeros((4, 4, 4), dtype=np.uint8), np.zeros((4, 4, 4), dtype=np.uint8))
     with pytest.raises(InputError, match="3D reconstruction"):
         evaluate(stripes(), stripes(), np.zeros((8, 8, 8), dtype=np.uint8))

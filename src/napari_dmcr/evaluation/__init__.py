@@ -5,10 +5,8 @@ from napari_dmcr.evaluation.compare import (
     descriptor_gaps,
     evaluate,
     fraction_errors,
-    morphology_comparison,
     phase_fractions,
     s2_comparison,
-    slice_statistics,
 )
 from napari_dmcr.evaluation.morphology import (
     chord_length_distribution,
@@ -28,6 +26,7 @@ from napari_dmcr.evaluation.structure import (
     truth_spread,
     z_scores,
 )
+from napari_dmcr.evaluation.unfitted import morphology_comparison, slice_statistics
 
 __all__ = [
     "chord_length_distribution",

@@ -8,7 +8,8 @@ JSON and :func:`napari_dmcr.plotting.evaluation.draw_report` draws it). The piec
   normal to each axis, radially averaged and along each axis, with the RMS error over the lags;
 - :func:`descriptor_gaps`: the relative gaps of the fitted descriptors (S3, Gram matrices, volume
   fraction, total variation) per slicing direction;
-- :func:`slice_statistics` and :func:`morphology_comparison`: measures that were *not* fitted
+- :func:`~napari_dmcr.evaluation.unfitted.slice_statistics` and
+  :func:`~napari_dmcr.evaluation.unfitted.morphology_comparison`: measures that were *not* fitted
   (lineal path, chord lengths, clusters, Euler characteristic, interface density, local
   thickness), in 2D slices against the original and in 3D against a true volume.
 
@@ -21,8 +22,6 @@ the reference is 0); RMS errors of curves are taken over their common range.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -34,12 +33,19 @@ from napari_dmcr.descriptors import (
     s3,
     total_variation,
     volume_fraction,
-    volume_slices,
 )
 from napari_dmcr.errors import InputError
-from napari_dmcr.evaluation import morphology
+from napari_dmcr.evaluation.common import (
+    AXIS_NAMES,
+    check_reconstruction,
+    check_slice,
+    default_lag,
+    relative_error,
+    rms,
+    slice_stacks,
+)
+from napari_dmcr.evaluation.unfitted import morphology_comparison
 
-AXIS_NAMES = ("z", "y", "x")
 # Slices per S3 / VGG-19 evaluation in descriptor_gaps: bounds the memory of the intermediates.
 _CHUNK = 16
 
@@ -72,7 +78,7 @@ def fraction_errors(reference, candidate):
         "reference": ref,
         "candidate": cand,
         "absolute_error": {label: abs(cand[label] - ref[label]) for label in labels},
-        "relative_error": {label: _relative_error(cand[label], ref[label]) for label in labels},
+        "relative_error": {label: relative_error(cand[label], ref[label]) for label in labels},
     }
 
 
@@ -101,9 +107,9 @@ def s2_comparison(original, reconstruction, phase, max_lag=None, *, periodic=Fal
         the axis); ``rms_error``: ``radial`` and ``axes``, the RMS over the lags 0..L of the
         difference to the original's curve, per direction / axis.
     """
-    original = _check_slice(original)
-    reconstruction = _check_reconstruction(reconstruction)
-    max_lag = _default_lag(max_lag, original.shape + reconstruction.shape)
+    original = check_slice(original)
+    reconstruction = check_reconstruction(reconstruction)
+    max_lag = default_lag(max_lag, original.shape + reconstruction.shape)
     field = indicator(original, phase)
     reference = {
         "radial": s2_radial(field, max_lag, periodic=False),
@@ -115,7 +121,7 @@ def s2_comparison(original, reconstruction, phase, max_lag=None, *, periodic=Fal
         "original": reference,
         "reconstruction": measured,
         "rms_error": {
-            kind: {name: _rms(curve - reference[kind]) for name, curve in measured[kind].items()}
+            kind: {name: rms(curve - reference[kind]) for name, curve in measured[kind].items()}
             for kind in ("radial", "axes")
         },
     }
@@ -153,8 +159,8 @@ def descriptor_gaps(original, reconstruction, phase, *, s3_limit_to=6, gram=Fals
         ``{direction: {"s3": E_S3, "volume_fraction": E_V, "total_variation": E_TV[, "gram":
         E_G]}}``.
     """
-    original = _check_slice(original)
-    reconstruction = _check_reconstruction(reconstruction)
+    original = check_slice(original)
+    reconstruction = check_reconstruction(reconstruction)
     field = indicator(original, phase)
     descriptors = {
         "s3": lambda f, p: s3(f, s3_limit_to, periodic=p),
@@ -165,185 +171,13 @@ def descriptor_gaps(original, reconstruction, phase, *, s3_limit_to=6, gram=Fals
         descriptors["gram"] = lambda f, p: _gram_vector(f)
     reference = {key: function(field[None], False)[0] for key, function in descriptors.items()}
     gaps = {}
-    for name, stack in _slice_stacks(reconstruction).items():
+    for name, stack in slice_stacks(reconstruction).items():
         fields = (stack == phase).astype(np.float64)
         gaps[name] = {}
         for key, function in descriptors.items():
             measured = _slice_mean(function, fields, periodic)
             gaps[name][key] = float(np.linalg.norm(measured - reference[key]) / np.linalg.norm(reference[key]))
     return gaps
-
-
-def slice_statistics(slices, phase, *, max_length=None, connectivity=1):
-    """Measures of a phase in 2D slices, pooled over a stack (one image is a stack of one).
-
-    Every slice is treated as a 2D image: this is what a reconstruction's slices can be compared
-    with when the original is a single slice.
-
-    Parameters
-    ----------
-    slices : array_like of int, shape (h, w) or (n, h, w)
-        Labeled slice or stack of slices.
-    phase : int
-        Label of the phase.
-    max_length : int, optional
-        Largest segment length of the lineal path; half the smaller side by default.
-    connectivity : int
-        1 (4 neighbours) or 2 (8 neighbours) for clusters and the Euler characteristic.
-
-    Returns
-    -------
-    dict
-        ``lineal_path`` ((L+1,), over both in-plane axes and every slice), ``chord_length``
-        (``probability`` per length 1..max side and ``mean_length``, chords not touching the
-        border), ``euler_characteristic_density`` (Euler characteristic per pixel),
-        ``specific_perimeter`` (interface length per unit phase area; 4/pi times it estimates
-        the 3D interface area per unit phase volume), ``largest_cluster_fraction`` (mean over
-        the slices that contain the phase), ``percolating_slices`` (share of those slices in
-        which the phase spans the image, per in-plane axis) and ``thickness`` (``fraction`` of
-        the phase pixels with each local thickness 0, 1, 2, ... pixels, and ``mean``).
-
-    Raises
-    ------
-    InputError
-        If no slice contains the phase.
-    """
-    slices = np.asarray(slices)
-    slices = slices[None] if slices.ndim == 2 else slices
-    if slices.ndim != 3:
-        raise InputError(f"expected a 2D slice or a stack of slices, got shape {slices.shape}")
-    present = [image for image in slices if np.any(image == phase)]
-    if not present:
-        raise InputError(f"phase {phase} does not occur in any slice; its labels are {np.unique(slices).tolist()}")
-    height, width = slices.shape[1:]
-    max_length = min(height, width) // 2 if max_length is None else int(max_length)
-
-    # Lineal path and chords pool over lines: the 2D measures along each axis of the stack.
-    lineal = np.mean([morphology.lineal_path(slices, phase, max_length, a) for a in (1, 2)], axis=0)
-    lengths = np.arange(1, max(height, width) + 1)
-    chord_counts = np.zeros(lengths.size)
-    for axis in (1, 2):
-        chords = morphology.chord_length_distribution(slices, phase, axis)
-        chord_counts[: chords["probability"].size] += chords["probability"] * chords["n_chords"]
-    n_chords = chord_counts.sum()
-
-    euler = perimeter = area = 0.0
-    largest, percolating, thickness = [], [], []
-    for image in present:
-        mask = image == phase
-        phase_area = np.count_nonzero(mask)
-        area += phase_area
-        euler += morphology.euler_characteristic_density(image, phase, connectivity=connectivity)
-        perimeter += morphology.specific_surface_area(image, phase) * phase_area
-        clusters = morphology.connectivity(image, phase, connectivity=connectivity)
-        largest.append(clusters["largest_cluster_fraction"])
-        percolating.append(clusters["percolates"])
-        thickness.append(morphology.local_thickness(image, phase)[mask].astype(np.int64))
-    thickness = np.concatenate(thickness)
-    return {
-        "lineal_path": lineal,
-        "chord_length": {
-            "length": lengths,
-            "probability": chord_counts / n_chords if n_chords else chord_counts,
-            "mean_length": float(lengths @ chord_counts / n_chords) if n_chords else math.nan,
-        },
-        "euler_characteristic_density": euler / len(slices),
-        "specific_perimeter": perimeter / area,
-        "largest_cluster_fraction": float(np.mean(largest)),
-        "percolating_slices": np.mean(percolating, axis=0).tolist(),
-        "thickness": {
-            "fraction": np.bincount(thickness) / thickness.size,
-            "mean": float(thickness.mean()),
-        },
-    }
-
-
-def morphology_comparison(reference, candidate, phase, *, connectivity=1, max_length=None):
-    """Unfitted measures of a candidate against a reference, with their errors.
-
-    Two 3D volumes are compared with :func:`~napari_dmcr.evaluation.morphology.morphology_summary`
-    (3D clusters, percolation, Euler characteristic, surface area, local thickness, and the
-    lineal path, chords and two-point cluster function per axis). A 2D reference (the original
-    slice) is compared with every slicing direction of the candidate by
-    :func:`slice_statistics`.
-
-    Parameters
-    ----------
-    reference : array_like of int, shape (h, w) or (d, h, w)
-        The original slice or the true volume.
-    candidate : array_like of int, shape (h, w) or (d, h, w)
-        The reconstruction (3D whenever the reference is).
-    phase : int
-        Label of the phase.
-    connectivity : int
-        Neighbourhood of clusters and of the Euler characteristic: 1 (face neighbours) or the
-        dimension of the candidate (all neighbours; its 2D slices then use 2).
-    max_length : int, optional
-        Largest lag of the lineal path and cluster function; by default a quarter of the
-        smallest side of either image.
-
-    Returns
-    -------
-    dict
-        ``reference`` and ``candidate`` (the measures: a summary, or ``{direction: summary}``
-        for the candidate's slices) and ``errors`` (``{measure: {direction or axis: value}}``:
-        RMS differences of curves, relative errors of scalars, except the Euler characteristic
-        density, whose reference is often near 0: its absolute difference, per pixel or voxel).
-    """
-    reference, candidate = np.asarray(reference), np.asarray(candidate)
-    max_length = _default_lag(max_length, reference.shape + candidate.shape)
-    if reference.ndim == 2:
-        # All neighbours in the volume (connectivity 3) means all neighbours in its slices (2).
-        options = {"max_length": max_length, "connectivity": 1 if connectivity == 1 else 2}
-        ref = slice_statistics(reference, phase, **options)
-        cand = {
-            name: slice_statistics(stack, phase, **options)
-            for name, stack in _slice_stacks(_check_reconstruction(candidate)).items()
-        }
-        scalars = {
-            "mean_chord_length": lambda s: s["chord_length"]["mean_length"],
-            "specific_perimeter": lambda s: s["specific_perimeter"],
-            "largest_cluster_fraction": lambda s: s["largest_cluster_fraction"],
-            "mean_thickness": lambda s: s["thickness"]["mean"],
-        }
-        errors = {
-            "lineal_path_rms": {n: _rms(c["lineal_path"] - ref["lineal_path"]) for n, c in cand.items()},
-            "euler_characteristic_density_abs": {
-                n: abs(c["euler_characteristic_density"] - ref["euler_characteristic_density"]) for n, c in cand.items()
-            },
-        }
-        for key, value in scalars.items():
-            errors[key] = {n: _relative_error(value(c), value(ref)) for n, c in cand.items()}
-        return {"reference": ref, "candidate": cand, "errors": errors}
-
-    if candidate.ndim != 3 or reference.ndim != 3:
-        raise InputError(f"a 3D reference needs a 3D candidate, got shapes {reference.shape} and {candidate.shape}")
-    options = {"max_length": max_length, "max_lag": max_length, "connectivity": connectivity}
-    ref = morphology.morphology_summary(reference, phase, **options)
-    cand = morphology.morphology_summary(candidate, phase, **options)
-    names = dict(enumerate(AXIS_NAMES))
-    errors = {
-        f"{curve}_rms": {names[a]: _rms(cand[curve][a] - ref[curve][a]) for a in names}
-        for curve in ("lineal_path", "two_point_cluster")
-    }
-    errors["mean_chord_length"] = {
-        names[a]: _relative_error(cand["chord_length"][a]["mean_length"], ref["chord_length"][a]["mean_length"])
-        for a in names
-    }
-    errors["percolating_fraction"] = {
-        names[a]: abs(cand["connectivity"]["percolating_fraction"][a] - ref["connectivity"]["percolating_fraction"][a])
-        for a in names
-    }
-    errors["euler_characteristic_density_abs"] = {
-        "3d": abs(cand["euler_characteristic_density"] - ref["euler_characteristic_density"])
-    }
-    for key, value in {
-        "largest_cluster_fraction": lambda s: s["connectivity"]["largest_cluster_fraction"],
-        "specific_surface_area": lambda s: s["specific_surface_area"],
-        "mean_thickness": lambda s: s["size_distribution"]["mean_thickness"],
-    }.items():
-        errors[key] = {"3d": _relative_error(value(cand), value(ref))}
-    return {"reference": ref, "candidate": cand, "errors": errors}
 
 
 def evaluate(
@@ -392,8 +226,8 @@ def evaluate(
         ``s2`` (per-axis and radial S2 of both volumes) and ``morphology`` in 3D. ``errors``
         gathers, per phase, every error as ``{measure: {direction: value}}``.
     """
-    original = _check_slice(original)
-    reconstruction = _check_reconstruction(reconstruction)
+    original = check_slice(original)
+    reconstruction = check_reconstruction(reconstruction)
     if truth is not None:
         truth = np.asarray(truth)
         if truth.ndim != 3 or reconstruction.ndim != 3:
@@ -406,7 +240,7 @@ def evaluate(
             f"connectivity must be 1 (face neighbours) or {reconstruction.ndim} (all neighbours), got {connectivity}"
         )
     sizes = original.shape + reconstruction.shape + (() if truth is None else truth.shape)
-    max_lag = _default_lag(max_lag, sizes)
+    max_lag = default_lag(max_lag, sizes)
     phases = sorted(phase_fractions(original)) if phases is None else [int(p) for p in phases]
     results = {
         "settings": {
@@ -459,7 +293,7 @@ def evaluate(
             }
             errors["truth/volume_fraction_abs"] = {"all": results["fractions_truth"]["absolute_error"][phase]}
             errors["truth/s2_rms_axis"] = {
-                n: _rms(measured["axes"][n] - reference["axes"][n]) for n in reference["axes"]
+                n: rms(measured["axes"][n] - reference["axes"][n]) for n in reference["axes"]
             }
             for key, value in entry["truth"]["morphology"]["errors"].items():
                 errors[f"truth/{key}"] = value
@@ -471,7 +305,7 @@ def evaluate(
 def _stack_s2(volume, phase, max_lag, periodic):
     """Radial S2 per slicing direction and S2 along each axis, averaged over the slices."""
     radial, profiles = {}, {}
-    for name, stack in _slice_stacks(volume).items():
+    for name, stack in slice_stacks(volume).items():
         fields = (stack == phase).astype(np.float64)
         radial[name] = s2_radial(fields, max_lag, periodic=periodic).mean(axis=0)
         profiles[name] = s2_axis_profiles(fields, max_lag, periodic=periodic).mean(axis=0)
@@ -489,13 +323,6 @@ def _stack_s2(volume, phase, max_lag, periodic):
     return {"radial": radial, "axes": axes}
 
 
-def _slice_stacks(volume):
-    """The stacks of slices to compare with a 2D original: one per direction, or the image."""
-    if volume.ndim == 2:
-        return {"image": volume[None]}
-    return {name: volume_slices(volume, axis) for axis, name in enumerate(AXIS_NAMES)}
-
-
 def _slice_mean(function, fields, periodic):
     """Mean over the slices of a per-slice descriptor, by chunks of slices (bounded memory)."""
     total = sum(
@@ -509,41 +336,3 @@ def _gram_vector(fields):
     with torch.no_grad():
         grams = gram_matrices(torch.as_tensor(fields, dtype=torch.float32))
     return torch.cat([g.flatten(1) for g in grams], dim=1).double().numpy()
-
-
-def _default_lag(max_lag, sizes):
-    smallest = min(sizes)
-    if max_lag is None:
-        return max(1, smallest // 4)
-    max_lag = int(max_lag)
-    if not 1 <= max_lag < smallest:
-        raise InputError(f"max_lag={max_lag} does not fit images with a side of {smallest}: use 1 to {smallest - 1}")
-    return max_lag
-
-
-def _rms(difference):
-    return float(np.sqrt(np.mean(np.square(difference))))
-
-
-def _relative_error(value, reference):
-    return abs(value - reference) / abs(reference) if reference else math.nan
-
-
-def _check_slice(original):
-    original = np.asarray(original)
-    if original.ndim != 2:
-        raise InputError(f"the original must be a labeled 2D slice, got shape {original.shape}")
-    if original.dtype.kind not in "biu":
-        raise InputError(f"labels must be integers, got dtype {original.dtype}: segment the slice first")
-    return original
-
-
-def _check_reconstruction(reconstruction):
-    reconstruction = np.asarray(reconstruction)
-    if reconstruction.ndim not in (2, 3):
-        raise InputError(
-            f"the reconstruction must be a labeled 2D image or 3D volume, got shape {reconstruction.shape}"
-        )
-    if reconstruction.dtype.kind not in "biu":
-        raise InputError(f"labels must be integers, got dtype {reconstruction.dtype}")
-    return reconstruction
