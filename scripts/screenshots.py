@@ -79,7 +79,7 @@ def main():
     shoot("characterize")
 
     reconstruct.run()  # the widget places the live volume beside the slice and turns the camera
-    wait(lambda: len(reconstruct._loss_history) >= 4 or reconstruct._worker is None)
+    wait(lambda: len(reconstruct._losses.history) >= 4 or reconstruct._worker is None)
     shoot("run_in_progress_3d")
     wait(lambda: reconstruct._worker is None)
     shoot("run_finished")

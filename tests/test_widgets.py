@@ -170,7 +170,7 @@ def test_cancel_keeps_the_last_state(viewer, qtbot):
         lambda: widget._activity.cancel(),
     ):  # the widget's and the activity dock's
         start_long_run(widget)
-        wait_for(qtbot, lambda: widget._loss_history)
+        wait_for(qtbot, lambda: widget._losses.history)
         started = time.perf_counter()
         stop()
         wait_for(qtbot, lambda: widget._worker is None)
@@ -269,7 +269,7 @@ def test_removing_the_input_while_running(viewer, qtbot):
     widget = open_widget(viewer, "Reconstruct 3D")
     long_run_settings(widget)
     start_long_run(widget)
-    wait_for(qtbot, lambda: widget._loss_history)
+    wait_for(qtbot, lambda: widget._losses.history)
     viewer.layers.remove("conglomerate slice")
     assert "was removed" in widget.status.value
     viewer.layers.remove("conglomerate slice reconstruction (live)")
@@ -368,7 +368,7 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
         assert np.array_equal(qa.data, orthogonal_mid_slices(viewer.layers["conglomerate slice reconstruction"].data))
         assert qa.translate[0] > viewer.layers["conglomerate slice"].extent.world[1][0]
         if run == 1:
-            from napari_dmcr.widgets._reconstruct import OBLIQUE_VIEW, camera
+            from napari_dmcr.widgets._live import OBLIQUE_VIEW, camera
 
             assert camera(viewer).angles == pytest.approx(OBLIQUE_VIEW)  # oblique, not straight down
         viewer.layers.remove("conglomerate slice reconstruction")

@@ -49,22 +49,15 @@ from napari_dmcr.widgets._layers import (
     threshold,
     two_valued_labels,
 )
+from napari_dmcr.widgets._live import DESCRIPTOR_TITLES, LiveVolume, LossPlot
 from napari_dmcr.widgets._messages import StatusLine
 
-OBLIQUE_VIEW = (15.0, -35.0, 125.0)  # camera Euler angles of the live 3D view
 ONE_SLICE = "one slice"
 ORTHOGONAL = "three orthogonal slices"
 DIFFERENTIABLE = "differentiable"
 YEONG_TORQUATO = "yeong-torquato"
 # Descriptors whose weight the user may set (the union of the presets).
 WEIGHTED_DESCRIPTORS = tuple(dict.fromkeys(spec.name for specs in PRESETS.values() for spec in specs))
-DESCRIPTOR_TITLES = {
-    "s2": "S2",
-    "s3": "S3",
-    "gram": "Gram (VGG-19)",
-    "tv": "total variation",
-    "vf": "volume fraction",
-}
 
 
 def _run_engine(start, *args, **kwargs):
@@ -125,12 +118,9 @@ class ReconstructWidget(QWidget):
         self._cancel_token = None
         self._request = None
         self._activity = None
-        self._loss_history = []
         self._pending_step = None
         self._showing_step = False
         self._last_refresh = -float("inf")
-        self._live_shown = False
-        self._preview_missing_noted = False
         self._long_run_confirmed = False
         self._threshold_source = None
 
@@ -282,6 +272,8 @@ class ReconstructWidget(QWidget):
         self.status = StatusLine()
         self.descriptor_canvas = ThemedCanvas(self.viewer, height_px=240)
         self.loss_canvas = ThemedCanvas(self.viewer, height_px=240, layout=None)  # redrawn during runs: a fixed layout
+        self._losses = LossPlot(self.loss_canvas)
+        self._live = LiveVolume(self.viewer, self.status)
         # Settings and plots share one tab area so that the dock stays short.
         self._tabs = QTabWidget()
         self._tabs.addTab(self._settings.native, "settings")
@@ -606,10 +598,9 @@ class ReconstructWidget(QWidget):
             _leave_a_core_for_the_viewer()
         self._request = request
         self._cancel_token = CancelToken()
-        self._loss_history = []
+        self._losses.reset(swaps=request.method == YEONG_TORQUATO)
+        self._live.reset()
         self._last_refresh = -float("inf")
-        self._live_shown = False
-        self._preview_missing_noted = False
         self._worker = create_worker(
             _run_engine,
             engine,
@@ -659,7 +650,7 @@ class ReconstructWidget(QWidget):
     def _show_step(self, step):
         request = self._request
         if step.stage != "done":
-            self._loss_history.append((step.iteration, dict(step.losses)))
+            self._losses.add(step.iteration, step.losses)
         if self._worker is not None:
             self._progress_bar.setValue(int(1000 * step.fraction_done))
             self._progress_bar.setFormat(f"{step.stage}: {step.iteration}/{step.total}  ({step.elapsed:.0f} s)")
@@ -670,73 +661,8 @@ class ReconstructWidget(QWidget):
             return
         self._last_refresh = now
         if step.volume is not None:
-            self._show_volume(step.volume, request)
-        if len(self._loss_history) > 1:
-            self._update_losses()
-
-    def _show_volume(self, volume, request):
-        name = request.live_layer_name
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
-            layer.data = volume
-            layer.visible = True  # the previous run's end hid it
-            self._live_shown = True
-            return
-        if self._live_shown:  # it was, and the user removed it
-            if not self._preview_missing_noted:
-                self._preview_missing_noted = True
-                self.status.info("the live preview layer was removed; the run goes on and its result will appear")
-            return
-        self._live_shown = True
-        self.viewer.add_image(
-            volume,
-            name=name,
-            scale=request.scale,
-            contrast_limits=(0.0, 1.0),
-            colormap="magma",
-            rendering="attenuated_mip",
-            attenuation=0.3,
-            translate=request.beside,
-        )
-        self.viewer.dims.ndisplay = 3
-        self.viewer.reset_view()
-        camera(self.viewer).angles = OBLIQUE_VIEW  # looking straight down, a volume looks flat
-
-    def _loss_curves(self):
-        iterations = [iteration for iteration, _ in self._loss_history]
-        names = list(self._loss_history[-1][1])
-        return iterations, {
-            name: np.maximum([losses.get(name, np.nan) for _, losses in self._loss_history], 1e-12) for name in names
-        }
-
-    def _paint_losses(self, figure):
-        # A fixed layout and legend place: the constrained layout and the "best" legend search
-        # were most of a redraw's time, and a redraw runs on the viewer's thread.
-        figure.subplots_adjust(left=0.17, right=0.97, bottom=0.14, top=0.9)
-        ax = figure.subplots()
-        iterations, curves = self._loss_curves()
-        for name, values in curves.items():
-            style = {"color": "k", "lw": 2} if name == "total" else {}
-            ax.plot(iterations, values, label=DESCRIPTOR_TITLES.get(name, name), **style)
-        ax.set_yscale("log")
-        ax.set_xlabel("trial swaps" if self._request.method == YEONG_TORQUATO else "iteration")
-        ax.set_ylabel("normalized error" if self._request.method == DIFFERENTIABLE else "S2 energy")
-        ax.set_title("loss per descriptor")
-        ax.legend(fontsize="small", loc="upper right")
-
-    def _update_losses(self):
-        """Move the loss curves to the newest history (a full repaint when the curves changed)."""
-        axes = self.loss_canvas.figure.axes
-        iterations, curves = self._loss_curves()
-        lines = axes[0].get_lines() if len(axes) == 1 else []
-        if [line.get_label() for line in lines] != [DESCRIPTOR_TITLES.get(name, name) for name in curves]:
-            self.loss_canvas.paint(self._paint_losses)
-            return
-        for line, values in zip(lines, curves.values()):
-            line.set_data(iterations, values)
-        axes[0].relim()
-        axes[0].autoscale_view()
-        self.loss_canvas.canvas.draw_idle()
+            self._live.show(step.volume, request)
+        self._losses.refresh()
 
     def _on_result(self, result):
         request = self._request
@@ -745,12 +671,9 @@ class ReconstructWidget(QWidget):
         summary.pop("history", None)  # every iteration: in the loss plot, too long for layer metadata
         quality = result.quality()
         if request.method == DIFFERENTIABLE:
-            # The live curve only has the throttled steps; the result has every iteration.
-            self._loss_history = [
+            self._losses.replace(
                 (index, {**entry["errors"], "total": entry["loss"]}) for index, entry in enumerate(result.history, 1)
-            ]
-            if self._loss_history:
-                self.loss_canvas.paint(self._paint_losses)
+            )
         name = f"{request.source_names[0]} reconstruction" + (" (cancelled)" if result.cancelled else "")
         metadata = {"dmcr": summary}
         if request.label_names:
@@ -831,12 +754,6 @@ def _expected_iterations(request):
         request.options["multigrid_levels"],
     )
     return planned_iterations(levels, len(target.labels), max_iter)
-
-
-def camera(viewer):
-    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
-    scene = getattr(viewer, "scene", None)
-    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
 
 
 def _leave_a_core_for_the_viewer():

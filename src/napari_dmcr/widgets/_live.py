@@ -1,0 +1,126 @@
+"""What a run shows while it goes: the field in 3D beside the input slice, and the loss curves.
+
+Both are drawn on the viewer's thread, so they are kept cheap: the volume layer is updated in
+place, and the curves move on a fixed layout (a constrained layout and a "best" legend search
+were most of a redraw's time). The widget calls them at most once per preview interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OBLIQUE_VIEW = (15.0, -35.0, 125.0)  # camera Euler angles of the live 3D view
+DESCRIPTOR_TITLES = {
+    "s2": "S2",
+    "s3": "S3",
+    "gram": "Gram (VGG-19)",
+    "tv": "total variation",
+    "vf": "volume fraction",
+}
+
+
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
+
+
+class LiveVolume:
+    """The live layer of a run: an Image layer beside the input slice, seen obliquely in 3D."""
+
+    def __init__(self, viewer, status):
+        self.viewer = viewer
+        self.status = status
+        self.reset()
+
+    def reset(self):
+        """A new run: its live layer is shown (again), and a removal is noticed once."""
+        self._shown = False
+        self._removal_noted = False
+
+    def show(self, volume, request):
+        name = request.live_layer_name
+        if name in self.viewer.layers:
+            layer = self.viewer.layers[name]
+            layer.data = volume
+            layer.visible = True  # the previous run's end hid it
+            self._shown = True
+            return
+        if self._shown:  # it was, and the user removed it
+            if not self._removal_noted:
+                self._removal_noted = True
+                self.status.info("the live preview layer was removed; the run goes on and its result will appear")
+            return
+        self._shown = True
+        self.viewer.add_image(
+            volume,
+            name=name,
+            scale=request.scale,
+            contrast_limits=(0.0, 1.0),
+            colormap="magma",
+            rendering="attenuated_mip",
+            attenuation=0.3,
+            translate=request.beside,
+        )
+        self.viewer.dims.ndisplay = 3
+        self.viewer.reset_view()
+        camera(self.viewer).angles = OBLIQUE_VIEW  # looking straight down, a volume looks flat
+
+
+class LossPlot:
+    """The loss tab: the error of every descriptor and the total, per iteration (or trial swaps)."""
+
+    def __init__(self, canvas):
+        self.canvas = canvas
+        self.history = []
+        self.swaps = False
+
+    def reset(self, swaps):
+        """A new run; ``swaps``: its x axis counts trial swaps (Yeong-Torquato), not iterations."""
+        self.history = []
+        self.swaps = swaps
+
+    def add(self, iteration, losses):
+        self.history.append((iteration, dict(losses)))
+
+    def replace(self, history):
+        """Every iteration of a finished run (the live curve had only the throttled steps)."""
+        self.history = list(history)
+        if self.history:
+            self.canvas.paint(self._paint)
+
+    def refresh(self):
+        """Move the curves to the newest history (a full repaint when the curves changed)."""
+        if len(self.history) < 2:
+            return
+        axes = self.canvas.figure.axes
+        iterations, curves = self._curves()
+        lines = axes[0].get_lines() if len(axes) == 1 else []
+        if [line.get_label() for line in lines] != [DESCRIPTOR_TITLES.get(name, name) for name in curves]:
+            self.canvas.paint(self._paint)
+            return
+        for line, values in zip(lines, curves.values()):
+            line.set_data(iterations, values)
+        axes[0].relim()
+        axes[0].autoscale_view()
+        self.canvas.canvas.draw_idle()
+
+    def _curves(self):
+        iterations = [iteration for iteration, _ in self.history]
+        names = list(self.history[-1][1])
+        return iterations, {
+            name: np.maximum([losses.get(name, np.nan) for _, losses in self.history], 1e-12) for name in names
+        }
+
+    def _paint(self, figure):
+        figure.subplots_adjust(left=0.17, right=0.97, bottom=0.14, top=0.9)
+        ax = figure.subplots()
+        iterations, curves = self._curves()
+        for name, values in curves.items():
+            style = {"color": "k", "lw": 2} if name == "total" else {}
+            ax.plot(iterations, values, label=DESCRIPTOR_TITLES.get(name, name), **style)
+        ax.set_yscale("log")
+        ax.set_xlabel("trial swaps" if self.swaps else "iteration")
+        ax.set_ylabel("S2 energy" if self.swaps else "normalized error")
+        ax.set_title("loss per descriptor")
+        ax.legend(fontsize="small", loc="upper right")
