@@ -219,3 +219,16 @@ def test_settings_out_of_range_in_the_library():
     assert time.perf_counter() - started < 1.0
     with pytest.raises(InputError, match="connectivity must be 1"):
         evaluate(volume[0], volume, connectivity=7)
+
+
+def test_yeong_torquato_honours_a_signal_within_a_batch(tmp_path):
+    command = [sys.executable, "-m", "napari_dmcr.cli", "reconstruct", "--method", "yt", "--shape", "48", "48", "48",
+               "--out", str(tmp_path / "yt.npy")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert process.stdout.readline().startswith("reconstructing")
+    time.sleep(3.0)
+    sent = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 130 and time.perf_counter() - sent < 5.0  # 12.8 s before (issue 14)
+    assert json.loads((tmp_path / "yt.npy.json").read_text())["cancelled"] is True
