@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from napari_dmcr.errors import DeviceMemoryError
+from napari_dmcr.evaluation.structure import percolation
 from napari_dmcr.io.atomic import json_ready
 from napari_dmcr.progress import Cancelled, CancelToken, ProgressStep, Throttle, drain, fractions_line
 from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice
@@ -295,13 +296,14 @@ class _Record:
         self.throttle = Throttle(settings.preview_interval_s)
         self.emit = emit
         self.shape = settings.shape
+        self.start_cut = None  # the first fitted start, as labels of the phase (bool)
 
     def report(self, iteration, stage, loss, errors, preview, force=False):
         if force or self.throttle.ready():
             self.emit(_step(iteration, self.total, stage, loss, errors, self.start, preview, self.shape))
 
 
-def _start_variable(settings, phases, level_shape, restart, parameters):
+def _start_variable(settings, phases, level_shape, restart, parameters, record):
     """The variable of a restart's first level: the given state, a fitted model or noise."""
     if settings.initial is not None:
         return phases.start(settings.initial, level_shape, settings.device)
@@ -316,6 +318,8 @@ def _start_variable(settings, phases, level_shape, restart, parameters):
             periodic=settings.target_periodic,
         )
         parameters.setdefault("start_model", choice)  # the first start's
+        if record.start_cut is None:
+            record.start_cut = cut
         # Soft, not 0/1: L-BFGS-B crawls from variables on their bounds.
         return phases.start(np.where(cut, 0.9, 0.1), level_shape, settings.device)
     generator = torch.Generator().manual_seed(settings.seed + restart)
@@ -367,7 +371,7 @@ def _run(settings, chunk_size, cancel, emit):
                 level_shape = _level_shape(shape, level)
                 if not sharpening:
                     variable = (
-                        _start_variable(settings, phases, level_shape, restart, parameters)
+                        _start_variable(settings, phases, level_shape, restart, parameters, record)
                         if variable is None
                         else phases.next_level_start(variable, level_shape)
                     )
@@ -417,6 +421,26 @@ def _run(settings, chunk_size, cancel, emit):
     return _result(settings, phases, record, best[1], cancelled, chunk_size, parameters)
 
 
+def _keep_the_network(settings, phases, record, labels, field, parameters):
+    """The polish refines statistics the slices show; it must not cut the phase's network (one
+    target image: an isotropic material).
+
+    Where the fitted start's phase joins two opposite faces and the polished labels' does not,
+    the start is kept (its labels have the exact fractions too): 3D connectivity is what the
+    slices cannot tell and the start's model carries (fidelity3d.json: the Berea start
+    percolated along every axis, its polish along one).
+    """
+    phase, other = phases.order
+    start = np.where(record.start_cut, phase, other).astype(labels.dtype)
+    before, after = percolation(start, phase), percolation(labels, phase)
+    cut = [axis for axis, was, now in zip("zyx", before, after) if was and not now]
+    parameters["polish_kept"] = not cut
+    if not cut:
+        return labels, field
+    record.notes.append(f"the fitted start was kept: the polish disconnected phase {phase} along {', '.join(cut)}")
+    return start, record.start_cut.astype(np.float32)
+
+
 def _result(settings, phases, record, final_fields, cancelled, chunk_size, parameters):
     """Labels with the exact fractions, their descriptor errors, and the result of the run."""
     optimized = time.perf_counter() - record.start
@@ -424,6 +448,11 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
     if tuple(final_fields[0].shape) != shape:  # cancelled on a coarse level
         final_fields = phases.upsample_fields(final_fields, shape)
     labels = phases.labels_from(final_fields)
+    field = phases.preview(final_fields).cpu().numpy().astype(np.float32)
+    # One image describes an isotropic material; three slices may say it is layered (it need not
+    # percolate where the isotropic start did).
+    if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and settings.target.isotropic:
+        labels, field = _keep_the_network(settings, phases, record, labels, field, parameters)
     final_loss = _slice_loss(settings, phases, 0, chunk_size)
     final_errors = final_loss.errors_per_direction(phases.indicator_fields(labels, settings.device))
     weighted = sum(
@@ -450,7 +479,7 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
     }
     return ReconstructionResult(
         labels=labels,
-        field=phases.preview(final_fields).cpu().numpy().astype(np.float32),
+        field=field,
         history=record.history,
         final_errors=final_errors,
         residual=residual,
