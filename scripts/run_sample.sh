@@ -9,6 +9,6 @@ dmcr=.venv/bin/dmcr
 $dmcr sample --out "$out"
 $dmcr reconstruct "$out/slice.npy" --shape 64 64 64 --out "$out/core.npy" --overwrite
 $dmcr evaluate --original "$out/slice.npy" --recon "$out/core.npy" --truth "$out/truth.npy" \
-  --periodic --out "$out/evaluation.json"
+  --periodic --out "$out/evaluation.json" --overwrite
 $dmcr export "$out/core.npy" --format f3grid --voxel-size 0.001 --out "$out/core.f3grid" --overwrite
 echo "done: $out (core.npy + .json, evaluation*.png/json, core.f3grid + .json, core.f3dat)"

@@ -232,3 +232,19 @@ def test_yeong_torquato_honours_a_signal_within_a_batch(tmp_path):
     process.communicate(timeout=60)
     assert process.returncode == 130 and time.perf_counter() - sent < 5.0  # 12.8 s before (issue 14)
     assert json.loads((tmp_path / "yt.npy.json").read_text())["cancelled"] is True
+
+
+def test_every_command_keeps_an_existing_output_unless_asked(tmp_path, capsys):
+    out = tmp_path / "descriptors.npz"
+    characterize = ["characterize", "--out", str(out), "--no-gram", "--s3-levels", "1"]
+    assert main(characterize) == 0
+    digest = file_sha256(out)
+    assert main(characterize) == 2 and "--overwrite" in capsys.readouterr().err and file_sha256(out) == digest
+    assert main([*characterize, "--overwrite"]) == 0
+    np.save(tmp_path / "slice.npy", conglomerate_slice((32, 32), seed=0))
+    report = tmp_path / "evaluation.json"
+    report.write_text("{}")
+    evaluate = ["evaluate", "--original", str(tmp_path / "slice.npy"), "--recon", str(tmp_path / "slice.npy"),
+                "--out", str(report)]  # fmt: skip
+    assert main(evaluate) == 2 and report.read_text() == "{}"
+    assert main([*evaluate, "--overwrite"]) == 0 and json.loads(report.read_text())["fractions"]

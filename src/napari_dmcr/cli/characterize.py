@@ -17,6 +17,7 @@ def add_parser(subparsers):
     )
     parser.add_argument("image", nargs="?", help="labeled 2D image (.npy, .tif, .png, ...)")
     parser.add_argument("--out", default="descriptors.npz", help="output .npz (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--phases", type=int, nargs="+", help="labels to characterize (default: all)")
     parser.add_argument("--s2-max-lag", type=int, help="largest S2 lag (default: a quarter of the side)")
     parser.add_argument("--s3-limit-to", type=int, default=6, help="S3 window (default: %(default)s)")
@@ -33,8 +34,10 @@ def run(args):
     matplotlib.use("Agg")
     from napari_dmcr.descriptors import characterize, save_descriptors
     from napari_dmcr.io.atomic import atomic_path
+    from napari_dmcr.io.writers import check_output_path
     from napari_dmcr.plotting.descriptors import characterization_figure
 
+    check_output_path(args.out, overwrite=args.overwrite)  # before any work
     image = _load_image(args.image)
     result = characterize(
         image,

@@ -22,6 +22,7 @@ def add_parser(subparsers):
     add("--recon", required=True, help="labeled reconstruction (3D volume or 2D image)")
     add("--truth", help="labeled true 3D volume to compare with in 3D")
     add("--out", default="evaluation.json", help="output JSON (default: %(default)s)")
+    add("--overwrite", action="store_true", help="replace an existing output file")
     add("--phases", type=int, nargs="+", help="labels to evaluate (default: all)")
     add("--max-lag", type=int, help="largest lag (default: a quarter of the smallest side)")
     add("--s3-limit-to", type=int, default=6, help="S3 window (default: %(default)s)")
@@ -44,8 +45,10 @@ def run(args):
     from napari_dmcr.evaluation import evaluate
     from napari_dmcr.io.atomic import atomic_path, write_json
     from napari_dmcr.io.readers import read_image
+    from napari_dmcr.io.writers import check_output_path
     from napari_dmcr.plotting.evaluation import draw_report
 
+    check_output_path(args.out, overwrite=args.overwrite)  # before any work
     original = read_image(args.original, ndim=2)
     reconstruction = read_image(args.recon)
     truth = None if args.truth is None else read_image(args.truth, ndim=3)
