@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_dmcr.checks import whole_number
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels, minority_label
 
@@ -114,7 +115,7 @@ def check_annealing_settings(
     largest = min(min(lengths), min(target_lengths)) // 2
     if max_lag is None:
         max_lag = largest
-    max_lag = _check_int("max_lag", max_lag, 1)
+    max_lag = whole_number("max_lag", max_lag, 1)
     if max_lag > min(lengths) // 2:
         raise InputError(
             f"shape {shape} is too small for max_lag={max_lag}: every axis needs at least "
@@ -137,13 +138,13 @@ def check_annealing_settings(
 
     if max_swaps is None:
         max_swaps = SWAPS_PER_VOXEL * n_voxels
-    max_swaps = _check_int("max_swaps", max_swaps, 0)
+    max_swaps = whole_number("max_swaps", max_swaps, 0)
     if stall_swaps is None:
         stall_swaps = 20 * n_voxels
-    stall_swaps = _check_int("stall_swaps", stall_swaps, 1)
+    stall_swaps = whole_number("stall_swaps", stall_swaps, 1)
     if swaps_per_temperature is None:
         swaps_per_temperature = n_voxels
-    swaps_per_temperature = _check_int("swaps_per_temperature", swaps_per_temperature, 1)
+    swaps_per_temperature = whole_number("swaps_per_temperature", swaps_per_temperature, 1)
     if not 0.0 < cooling <= 1.0:
         raise InputError(f"cooling must lie in (0, 1], got {cooling}")
     if initial_temperature is not None and not initial_temperature >= 0.0:
@@ -156,7 +157,7 @@ def check_annealing_settings(
         raise InputError(f"target_energy must be 0 or more, got {target_energy}")
     if not preview_interval_s >= 0.0:
         raise InputError(f"preview_interval_s must be 0 or more, got {preview_interval_s}")
-    seed = _check_int("seed", seed, 0)
+    seed = whole_number("seed", seed, 0)
 
     return AnnealingSettings(
         images=images, shape=shape, phase=phase, other=other, max_lag=max_lag, isotropic=bool(isotropic),
@@ -167,12 +168,6 @@ def check_annealing_settings(
         swaps_per_temperature=swaps_per_temperature, interface_bias=bool(interface_bias), seed=seed,
         preview=bool(preview), preview_interval_s=float(preview_interval_s), fraction=fraction, n_phase=n_phase,
     )  # fmt: skip
-
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an integer of at least {minimum}, got {value!r}")
-    return int(value)
 
 
 def _target_images(target):

@@ -134,28 +134,7 @@ class AnnealingResult:
         return lines + (["cancelled: the best state reached was written"] if self.cancelled else [])
 
 
-def yeong_torquato(
-    target,
-    shape,
-    *,
-    phase=None,
-    max_lag=None,
-    isotropic=False,
-    target_periodic=False,
-    initial=None,
-    max_swaps=None,
-    target_energy=0.0,
-    stall_swaps=None,
-    initial_temperature=None,
-    initial_acceptance=None,
-    cooling=0.95,
-    swaps_per_temperature=None,
-    interface_bias=False,
-    seed=0,
-    cancel: CancelToken | None = None,
-    preview=True,
-    preview_interval_s=0.5,
-):
+def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = None, **options):
     """Reconstruct a two-phase 2D image or 3D volume by Yeong-Torquato simulated annealing.
 
     Returns a generator: iterate it to run the annealing; it yields
@@ -241,13 +220,8 @@ def yeong_torquato(
     InputError
         For unusable targets or settings.
     """
-    settings = check_annealing_settings(
-        target, shape, phase=phase, max_lag=max_lag, isotropic=isotropic, target_periodic=target_periodic,
-        initial_given=initial is not None, max_swaps=max_swaps, target_energy=target_energy,
-        stall_swaps=stall_swaps, initial_temperature=initial_temperature,
-        initial_acceptance=initial_acceptance, cooling=cooling, swaps_per_temperature=swaps_per_temperature,
-        interface_bias=interface_bias, seed=seed, preview=preview, preview_interval_s=preview_interval_s,
-    )  # fmt: skip
+    # The options and their defaults live in check_annealing_settings (one home).
+    settings = check_annealing_settings(target, shape, initial_given=initial is not None, **options)
     check_memory(settings.shape, method="yeong-torquato", max_lag=settings.max_lag)
     shape, phase, n_phase = settings.shape, settings.phase, settings.n_phase
     indicators = [image == phase for image in settings.images]

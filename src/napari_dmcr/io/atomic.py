@@ -46,12 +46,12 @@ def atomic_path(path, suffix=None):
 def write_json(path, data):
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+        tmp.write_text(json.dumps(json_ready(data), indent=2) + "\n")
 
 
 def json_ready(value):
-    """A copy of ``value`` with tuples, paths, NumPy scalars and arrays turned into JSON types (for
-    napari layer metadata, which is saved with the layer)."""
+    """A copy of ``value`` with tuples, paths, NumPy scalars and arrays turned into JSON types:
+    what :func:`write_json` writes, and napari layer metadata (saved with the layer)."""
     if isinstance(value, dict):
         return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -65,15 +65,3 @@ def json_ready(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -37,9 +37,6 @@ from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, ru
 from napari_dmcr.reconstruction.phases import Phases
 from napari_dmcr.reconstruction.relay import relay
 from napari_dmcr.reconstruction.settings import (
-    FILTER_SIGMA,
-    ISOTROPIC_S2,
-    SHARPEN,
     check_settings,
     planned_iterations,
     stages,
@@ -109,33 +106,7 @@ class ReconstructionResult:
         return lines + (["cancelled: the best state reached was written"] if self.cancelled else [])
 
 
-def reconstruct(
-    target,
-    shape,
-    *,
-    descriptors="auto",
-    phase=None,
-    direction_weights=(1.0, 1.0, 1.0),
-    optimizer="lbfgsb",
-    max_iter=None,
-    multigrid_levels=None,
-    target_residual=None,
-    restarts=0,
-    seed=0,
-    device="auto",
-    chunk_size=None,
-    memory_budget_gb=1.0,
-    learning_rate=0.02,
-    target_periodic=False,
-    preview_interval_s=0.5,
-    initial=None,
-    sharpen=SHARPEN,
-    filter_sigma=FILTER_SIGMA,
-    match="volume",
-    isotropic_s2=ISOTROPIC_S2,
-    start="auto",
-    cancel=None,
-):
+def reconstruct(target, shape, *, cancel=None, **options):
     """Reconstruct a 2D image or 3D volume whose slices match the target's descriptors.
 
     Parameters
@@ -226,9 +197,9 @@ def reconstruct(
     InputError
         At the call, for unusable targets or settings.
     """
-    arguments = dict(locals())
-    cancel = arguments.pop("cancel") or CancelToken()
-    settings = check_settings(**arguments)  # bad settings fail here, before any work
+    # The options and their defaults live in check_settings (one home); bad ones fail here.
+    settings = check_settings(target, shape, **options)
+    cancel = cancel or CancelToken()
     slice_shape = settings.shape if len(settings.shape) == 2 else tuple(sorted(settings.shape)[1:])
     chunk_size = settings.chunk_size or default_chunk_size(settings.specs, slice_shape, settings.memory_budget_gb)
     check_memory(settings.shape, settings.specs, device=settings.device, chunk_size=chunk_size)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from napari_dmcr import __version__
+from napari_dmcr.checks import finite_number, whole_number
 from napari_dmcr.descriptors.descriptor_set import DescriptorSpec, preset
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import minority_label
@@ -269,17 +270,17 @@ def check_settings(
     _choice("optimizer", optimizer, OPTIMIZERS)
     _choice("match", match, MATCHES)
     if max_iter is not None:
-        max_iter = _integer("max_iter", max_iter, 1)
+        max_iter = whole_number("max_iter", max_iter, 1)
     direction_weights = _direction_weights(direction_weights, len(shape))
     phase = _phase(phase, target, shape)
-    restarts = _integer("restarts", restarts, 0)
-    seed = _integer("seed", seed, 0, MAX_SEED - restarts)
+    restarts = whole_number("restarts", restarts, 0)
+    seed = whole_number("seed", seed, 0, MAX_SEED - restarts)
     if initial is not None:
         initial = _check_initial(initial, shape, target, phase)
         if restarts:
             raise InputError("restarts start from other random fields; give either initial or restarts")
     start = resolved_start(start, target, shape, initial is not None)
-    levels = None if multigrid_levels is None else _integer("multigrid_levels", multigrid_levels, 1)
+    levels = None if multigrid_levels is None else whole_number("multigrid_levels", multigrid_levels, 1)
     if target.characterization is not None:
         # Coarse levels match the target pooled to their resolution: a file holds no such values.
         if levels not in (None, 1):
@@ -288,12 +289,12 @@ def check_settings(
             )
         levels = 1
     if target_residual is not None:
-        target_residual = _number("target_residual", target_residual, 0.0)
+        target_residual = finite_number("target_residual", target_residual, 0.0)
     levels, max_iter, target_residual = schedule(start, shape, max_iter, levels, target_residual)
     if min(shape) // 2 ** (levels - 1) < 4:
         raise InputError(f"{levels} multigrid levels leave less than 4 voxels per side of {shape}")
     if chunk_size is not None:
-        chunk_size = _integer("chunk_size", chunk_size, 1)
+        chunk_size = whole_number("chunk_size", chunk_size, 1)
     return ReconstructionSettings(
         target=target,
         shape=shape,
@@ -309,15 +310,15 @@ def check_settings(
         seed=seed,
         device=device,
         chunk_size=chunk_size,
-        memory_budget_gb=_number("memory_budget_gb", memory_budget_gb, 0.0, exclusive=True),
-        learning_rate=_number("learning_rate", learning_rate, 0.0, exclusive=True),
+        memory_budget_gb=finite_number("memory_budget_gb", memory_budget_gb, 0.0, exclusive=True),
+        learning_rate=finite_number("learning_rate", learning_rate, 0.0, exclusive=True),
         target_periodic=bool(target_periodic),
-        preview_interval_s=_number("preview_interval_s", preview_interval_s, 0.0),
+        preview_interval_s=finite_number("preview_interval_s", preview_interval_s, 0.0),
         initial=initial,
-        sharpen=_number("sharpen", sharpen, 0.0),
-        filter_sigma=_number("filter_sigma", filter_sigma, 0.0, min(shape) / 4),
+        sharpen=finite_number("sharpen", sharpen, 0.0),
+        filter_sigma=finite_number("filter_sigma", filter_sigma, 0.0, min(shape) / 4),
         match=match,
-        isotropic_s2=_number("isotropic_s2", isotropic_s2, 0.0),
+        isotropic_s2=finite_number("isotropic_s2", isotropic_s2, 0.0),
     )
 
 
@@ -336,38 +337,13 @@ def _choice(name, value, choices):
         raise InputError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
 
 
-def _number(name, value, low, high=math.inf, *, exclusive=False):
-    """A finite float in [low, high] ((low, high] with ``exclusive``); NaN and infinities fail."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (low < number if exclusive else low <= number) or not number <= high or not math.isfinite(number):
-        span = f"> {low:g}" if exclusive else f">= {low:g}"
-        span += f" and <= {high:g}" if high < math.inf else ""
-        raise InputError(f"{name} must be a finite number {span}, got {value}")
-    return number
-
-
-def _integer(name, value, low, high=None):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < low
-        or (high is not None and value > high)
-    ):
-        span = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise InputError(f"{name} must be a whole number {span}, got {value}")
-    return int(value)
-
-
 def _direction_weights(weights, ndim):
     if ndim == 2:
         return (1.0,)
     weights = tuple(weights)
     if len(weights) != 3:
         raise InputError("direction_weights must be three numbers >= 0 (z, y, x)")
-    weights = tuple(_number("a direction weight", w, 0.0) for w in weights)
+    weights = tuple(finite_number("a direction weight", w, 0.0) for w in weights)
     if not any(weights):
         raise InputError("direction_weights are all 0: give at least one direction (z, y, x) a positive weight")
     return weights
