@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_dmcr.errors import InputError
-from napari_dmcr.io import flac3d
+from napari_dmcr.io import f3grid_records
 from napari_dmcr.io.f3dat import write_f3dat
 from napari_dmcr.io.flac3d import coarsen_labels, write_f3grid
 
@@ -238,7 +238,7 @@ def test_a_failed_write_leaves_no_file(tmp_path, small_volume, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(flac3d._Grid, "write_zone_group", fail)
+    monkeypatch.setattr(f3grid_records.SpecimenGrid, "write_zone_group", fail)
     with pytest.raises(RuntimeError):
         write_f3grid(target, small_volume)
     assert target.read_text() == "previous"

@@ -104,7 +104,7 @@ def test_the_engine_records_the_start_it_chose():
 def test_a_polish_that_cuts_the_start_s_network_gives_way_to_the_start():
     from types import SimpleNamespace
 
-    from napari_dmcr.reconstruction.engine import _keep_the_network
+    from napari_dmcr.reconstruction.result import keep_the_network
 
     tube = np.zeros((12, 12, 12), bool)
     tube[:, 5:7, 5:7] = True  # the phase joins the faces normal to z
@@ -114,11 +114,11 @@ def test_a_polish_that_cuts_the_start_s_network_gives_way_to_the_start():
     cut[6] = 0  # the polish pinched the throat...
     cut[6, 0, 0:4] = 1  # ...and put its voxels elsewhere
     parameters = {}
-    labels, field = _keep_the_network(None, phases, record, cut, np.zeros(tube.shape, np.float32), parameters)
+    labels, field = keep_the_network(phases, record, cut, np.zeros(tube.shape, np.float32), parameters)
     assert np.array_equal(labels, tube.astype(np.uint8)) and np.array_equal(field, tube)
     assert parameters["polish_kept"] is False and "along z" in record.notes[0]
     kept = tube.astype(np.uint8)
     kept[0, 5, 5], kept[0, 0, 0] = 0, 1  # a polish that keeps the tube through
     parameters = {}
-    labels, _ = _keep_the_network(None, phases, SimpleNamespace(start_cut=tube, notes=[]), kept, None, parameters)
+    labels, _ = keep_the_network(phases, SimpleNamespace(start_cut=tube, notes=[]), kept, None, parameters)
     assert labels is kept and parameters["polish_kept"] is True

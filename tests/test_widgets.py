@@ -103,8 +103,12 @@ def test_full_flow_on_the_sample(viewer, qtbot, tmp_path):
     viewer.layers.events.inserted.connect(watch)
     widget.run()
     assert not widget._run_button.enabled and widget._cancel_button.enabled
+    planned = widget._progress_bar.format()
+    totals = []
+    widget._worker.yielded.connect(lambda step: totals.append(step.total))
     wait_for(qtbot, lambda: widget._worker is None)
 
+    assert totals and planned == f"starting ... ({totals[0]} iterations planned)"  # the engine's own total
     assert len(live_volumes) >= 2
     assert any(not np.array_equal(live_volumes[0], later) for later in live_volumes[1:])
     result = viewer.layers["conglomerate slice reconstruction"]

@@ -3,11 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from napari_dmcr.baselines.yeong_torquato import (
-    AnnealingResult,
-    run_yeong_torquato,
-    yeong_torquato,
-)
+from napari_dmcr.baselines.annealing_result import AnnealingResult
+from napari_dmcr.baselines.yeong_torquato import run_yeong_torquato, yeong_torquato
 from napari_dmcr.errors import InputError
 from napari_dmcr.progress import CancelToken, ProgressStep
 

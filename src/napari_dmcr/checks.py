@@ -1,4 +1,4 @@
-"""Checks of single settings shared by every method: a number in a range, a whole number.
+"""Checks of single settings shared by every method: a number in a range, a whole number, a positive one.
 
 Each raises :class:`~napari_dmcr.errors.InputError` with the setting's name and the range, so a
 front end can show the message as it is.
@@ -37,3 +37,19 @@ def whole_number(name, value, low, high=None):
         span = f"from {low} to {high}" if high is not None else f">= {low}"
         raise InputError(f"{name} must be a whole number {span}, got {value}")
     return int(value)
+
+
+def positive_number(name, value):
+    """A finite float > 0 (a size, a velocity, a strain): :func:`finite_number` worded "positive"."""
+    try:
+        return finite_number(name, value, 0.0, exclusive=True)
+    except InputError:
+        raise InputError(f"{name} must be a positive number, got {value}") from None
+
+
+def positive_integer(name, value):
+    """An int >= 1 (a count, a factor): :func:`whole_number` worded "positive integer"."""
+    try:
+        return whole_number(name, value, 1)
+    except InputError:
+        raise InputError(f"{name} must be a positive integer, got {value!r}") from None

@@ -64,7 +64,9 @@ def add_parser(subparsers):
     )
     parser.add_argument("--s3-limit", type=int, help="S3 window size (default of the preset: 6)")
     parser.add_argument("--phase", type=int, help="label to match (default: the minority phase)")
-    parser.add_argument("--optimizer", choices=("lbfgsb", "adam"), default="lbfgsb")
+    parser.add_argument(
+        "--optimizer", help="lbfgsb (SciPy's L-BFGS-B), projected-lbfgs (on the device) or adam (default: lbfgsb)"
+    )
     parser.add_argument(
         "--start",
         choices=("auto", "gaussian", "spheres", "random"),
@@ -272,7 +274,9 @@ def _engine(args, target, shape, cancel):
     from napari_dmcr.reconstruction import reconstruct
 
     given = {
-        name: value for name, value in (("filter_sigma", args.filter_sigma), ("match", args.match)) if value is not None
+        name: value
+        for name, value in (("filter_sigma", args.filter_sigma), ("match", args.match), ("optimizer", args.optimizer))
+        if value is not None
     }
     return reconstruct(
         target,
@@ -281,7 +285,6 @@ def _engine(args, target, shape, cancel):
         descriptors=_descriptors(args),
         phase=args.phase,
         direction_weights=tuple(args.direction_weights),
-        optimizer=args.optimizer,
         max_iter=args.max_iter,
         multigrid_levels=args.levels,
         start=args.start,

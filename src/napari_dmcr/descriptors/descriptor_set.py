@@ -204,6 +204,15 @@ PRESETS = {
 }
 
 
+def preset_name(name, device="cpu"):
+    """The preset ``name`` stands for on ``device``: "auto" is "paper" on CUDA, "cpu" elsewhere."""
+    if name == "auto":
+        return "paper" if str(device).startswith("cuda") else "cpu"
+    if name not in PRESETS:
+        raise InputError(f"unknown descriptor preset {name!r}; choose from auto, {', '.join(PRESETS)}")
+    return name
+
+
 def preset(name, device="cpu", **overrides):
     """The specs of a named preset, with per-descriptor overrides.
 
@@ -217,11 +226,7 @@ def preset(name, device="cpu", **overrides):
     **overrides : dict
         ``descriptor_name=dict(field=value)``, e.g. ``s3={"limit_to": 8}``.
     """
-    if name == "auto":
-        name = "paper" if str(device).startswith("cuda") else "cpu"
-    if name not in PRESETS:
-        raise InputError(f"unknown descriptor preset {name!r}; choose from auto, {', '.join(PRESETS)}")
     specs = []
-    for spec in PRESETS[name]:
+    for spec in PRESETS[preset_name(name, device)]:
         specs.append(replace(spec, **overrides.get(spec.name, {})))
     return tuple(specs)

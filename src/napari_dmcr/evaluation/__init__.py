@@ -13,9 +13,7 @@ from napari_dmcr.evaluation.morphology import (
     connectivity,
     euler_characteristic_density,
     lineal_path,
-    local_thickness,
     morphology_summary,
-    size_distribution,
     specific_surface_area,
     two_point_cluster_function,
 )
@@ -26,6 +24,7 @@ from napari_dmcr.evaluation.structure import (
     truth_spread,
     z_scores,
 )
+from napari_dmcr.evaluation.thickness import local_thickness, size_distribution
 from napari_dmcr.evaluation.unfitted import morphology_comparison, slice_statistics
 
 __all__ = [

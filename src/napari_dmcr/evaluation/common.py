@@ -46,3 +46,13 @@ def check_slice(original):
 def check_reconstruction(reconstruction):
     """The reconstruction: a labeled 2D image or 3D volume (the package's label rule)."""
     return check_labels(reconstruction, ndims=(2, 3), what="the reconstruction")
+
+
+def check_phase_mask(labels, phase):
+    """Where ``labels`` (the package's label rule) is ``phase``; a phase that does not occur fails."""
+    labels = check_labels(labels)
+    mask = labels == phase
+    if not mask.any():
+        present = np.unique(labels).tolist()
+        raise InputError(f"phase {phase} does not occur in the image; its labels are {present}")
+    return mask

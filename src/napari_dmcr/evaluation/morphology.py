@@ -21,7 +21,22 @@ from scipy import ndimage as ndi
 from skimage import measure
 
 from napari_dmcr.errors import InputError
-from napari_dmcr.labels import check_labels, neighbourhood
+from napari_dmcr.evaluation.common import check_phase_mask
+from napari_dmcr.evaluation.thickness import local_thickness, size_distribution
+from napari_dmcr.labels import neighbourhood
+
+# docs/evaluation.md lists every measure under this module; the thickness ones live in thickness.py.
+__all__ = [
+    "chord_length_distribution",
+    "connectivity",
+    "euler_characteristic_density",
+    "lineal_path",
+    "local_thickness",
+    "morphology_summary",
+    "size_distribution",
+    "specific_surface_area",
+    "two_point_cluster_function",
+]
 
 # Blur applied before marching squares / cubes in specific_surface_area: on raw binary data the
 # staircase makes a ball's area 8-9 % too large; sigma 0.7 leaves about 1 % for radii of 6+ voxels.
@@ -51,7 +66,7 @@ def lineal_path(labels, phase, max_length=None, axis=0):
     numpy.ndarray of float64, shape (max_length + 1,)
         ``L[r]`` for r = 0..max_length.
     """
-    phase_mask = _phase_mask(labels, phase)
+    phase_mask = check_phase_mask(labels, phase)
     axis = _check_axis(axis, phase_mask.ndim)
     n = phase_mask.shape[axis]
     max_length = _check_lag(max_length, n, "max_length")
@@ -91,7 +106,7 @@ def chord_length_distribution(labels, phase, axis=0, *, include_border=False):
         the chords with each length (numbers of chords, not voxels; zeros if there is no chord),
         ``n_chords`` (int) and ``mean_length`` (float, NaN if there is no chord).
     """
-    phase_mask = _phase_mask(labels, phase)
+    phase_mask = check_phase_mask(labels, phase)
     axis = _check_axis(axis, phase_mask.ndim)
     n = phase_mask.shape[axis]
     lengths, touches_border = _chords(phase_mask, axis)
@@ -133,7 +148,7 @@ def two_point_cluster_function(labels, phase, max_lag=None, axis=0, *, connectiv
     numpy.ndarray of float64, shape (max_lag + 1,)
         ``C2[r]`` for r = 0..max_lag.
     """
-    phase_mask = _phase_mask(labels, phase)
+    phase_mask = check_phase_mask(labels, phase)
     axis = _check_axis(axis, phase_mask.ndim)
     n = phase_mask.shape[axis]
     max_lag = _check_lag(max_lag, n, "max_lag")
@@ -168,7 +183,7 @@ def connectivity(labels, phase, *, connectivity=1):
         ``percolating_fraction`` (list of float, one per axis: the share of the phase's voxels in
         clusters that percolate along that axis).
     """
-    phase_mask = _phase_mask(labels, phase)
+    phase_mask = check_phase_mask(labels, phase)
     return _cluster_statistics(phase_mask, connectivity)
 
 
@@ -217,7 +232,7 @@ def euler_characteristic_density(labels, phase, *, connectivity=1):
     float
         Euler characteristic divided by the number of voxels.
     """
-    phase_mask = _phase_mask(labels, phase)
+    phase_mask = check_phase_mask(labels, phase)
     neighbourhood(phase_mask.ndim, connectivity)
     if phase_mask.ndim == 3 and connectivity == 2:
         raise InputError(
@@ -255,7 +270,7 @@ def specific_surface_area(labels, phase, voxel_size=1.0):
         Interface area per unit phase volume (perimeter per unit phase area in 2D), in inverse
         units of ``voxel_size``.
     """
-    phase_mask = _phase_mask(labels, phase)
+    phase_mask = check_phase_mask(labels, phase)
     spacing = _check_voxel_size(voxel_size, phase_mask.ndim)
     blurred = ndi.gaussian_filter(phase_mask.astype(np.float32), SURFACE_SIGMA, mode="reflect")
     volume = np.count_nonzero(phase_mask) * math.prod(spacing)
@@ -269,83 +284,6 @@ def specific_surface_area(labels, phase, voxel_size=1.0):
             np.hypot(*(np.diff(contour, axis=0) * spacing).T).sum() for contour in measure.find_contours(blurred, 0.5)
         )
     return float(area / volume)
-
-
-def local_thickness(labels, phase):
-    """Local thickness of a phase: the diameter of the largest ball inside it covering each voxel.
-
-    For a phase voxel p let d(p) be its Euclidean distance to the nearest voxel of the other
-    phases (:func:`scipy.ndimage.distance_transform_edt`); the phase voxels within d(p) of p form
-    the largest digital ball centred at p inside the phase. Its boundary lies half a voxel
-    beyond the voxel centres nearest to the other phase, so its diameter is 2 d(p) - 1 voxels: a
-    plate t voxels thick has a thickness of t (t odd) or t - 1 (t even, where no voxel is on the
-    mid-plane), a cylinder about the diameter of the disk of the same cross-section. The
-    thickness of a voxel is the largest such diameter over the balls that contain it (Hildebrand
-    and Rueegsegger, 1997).
-
-    The maximum over balls is taken radius by radius: for each radius r the voxels with
-    d >= r are dilated by a ball of radius r (a distance transform thresholded at r, kept within
-    the phase). Radii are rounded down to half a voxel, so thicknesses are whole numbers of
-    voxels and may fall short by at most one voxel.
-
-    Parameters
-    ----------
-    labels : array_like of int, shape (h, w) or (d, h, w)
-        Labeled image or volume.
-    phase : int
-        Label of the phase.
-
-    Returns
-    -------
-    numpy.ndarray of float64
-        The local thickness in voxels at every phase voxel, 0 elsewhere.
-    """
-    phase_mask = _phase_mask(labels, phase)
-    distance = ndi.distance_transform_edt(phase_mask)
-    thickness = np.zeros(phase_mask.shape)
-    # Ascending radii: a larger ball covering a voxel overwrites a smaller one.
-    for radius in np.unique(np.floor(2 * distance[phase_mask]) / 2):
-        centres = distance >= radius
-        # Dilation by the radius only reaches ceil(radius) beyond the centres' bounding box.
-        box = _bounding_box(centres, math.ceil(radius))
-        # "<=": a voxel at distance r from a centre of rounded radius r <= d is inside its ball
-        # unless it is of another phase (then it is at distance exactly d = r).
-        covered = (ndi.distance_transform_edt(~centres[box]) <= radius) & phase_mask[box]
-        thickness[box][covered] = 2 * radius - 1
-    return thickness
-
-
-def size_distribution(labels, phase, bins=None):
-    """Volume-weighted distribution of the local thickness of a phase (grain or pore sizes).
-
-    Parameters
-    ----------
-    labels : array_like of int, shape (h, w) or (d, h, w)
-        Labeled image or volume.
-    phase : int
-        Label of the phase.
-    bins : int or sequence of float, optional
-        Bins of the thickness in voxels, as in :func:`numpy.histogram`; by default one bin per
-        whole thickness 1, 2, ... (edges at half-integers).
-
-    Returns
-    -------
-    dict
-        ``bin_edges``, ``fraction`` (the share of the phase's voxels whose local thickness falls
-        in each bin; sums to 1 when the bins cover every thickness), ``mean_thickness`` and
-        ``median_thickness`` (floats, in voxels). See :func:`local_thickness`.
-    """
-    phase_mask = _phase_mask(labels, phase)
-    values = local_thickness(labels, phase)[phase_mask]
-    if bins is None:
-        bins = np.arange(0.5, values.max() + 1)
-    counts, edges = np.histogram(values, bins=bins)
-    return {
-        "bin_edges": edges,
-        "fraction": counts / values.size,
-        "mean_thickness": float(values.mean()),
-        "median_thickness": float(np.median(values)),
-    }
 
 
 def morphology_summary(
@@ -387,7 +325,7 @@ def morphology_summary(
         ``euler_characteristic_density``, ``specific_surface_area`` and ``size_distribution``.
     """
     labels = np.asarray(labels)
-    phase_mask = _phase_mask(labels, phase)
+    phase_mask = check_phase_mask(labels, phase)
     axes = range(phase_mask.ndim) if axes is None else [_check_axis(a, labels.ndim) for a in axes]
     return {
         "phase": phase.item() if isinstance(phase, np.generic) else phase,
@@ -415,23 +353,6 @@ def _chords(phase_mask, axis):
     starts = np.nonzero(steps == 1)[1]
     ends = np.nonzero(steps == -1)[1]
     return ends - starts, (starts == 0) | (ends == n)
-
-
-def _bounding_box(mask, margin):
-    box = []
-    for axis in range(mask.ndim):
-        present = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(max(present[0] - margin, 0), present[-1] + margin + 1))
-    return tuple(box)
-
-
-def _phase_mask(labels, phase):
-    labels = check_labels(labels)
-    mask = labels == phase
-    if not mask.any():
-        present = np.unique(labels).tolist()
-        raise InputError(f"phase {phase} does not occur in the image; its labels are {present}")
-    return mask
 
 
 def _check_axis(axis, ndim):

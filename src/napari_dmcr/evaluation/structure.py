@@ -56,14 +56,14 @@ from scipy import ndimage as ndi
 from skimage import measure, morphology, segmentation
 
 from napari_dmcr.errors import InputError
+from napari_dmcr.evaluation.common import check_phase_mask
 from napari_dmcr.evaluation.morphology import (
-    _phase_mask,
     chord_length_distribution,
     connectivity,
     euler_characteristic_density,
-    local_thickness,
     specific_surface_area,
 )
+from napari_dmcr.evaluation.thickness import local_thickness
 
 AXES = ("z", "y", "x")
 TINY_CLUSTER = 8  # voxels: a 2x2x2 cube
@@ -90,7 +90,7 @@ def structure_measures(volume, phase, *, grains=None):
     volume = np.asarray(volume)
     if volume.ndim != 3:
         raise InputError(f"structure measures need a 3D volume, got shape {volume.shape}")
-    mask = _phase_mask(volume, phase)
+    mask = check_phase_mask(volume, phase)
     if mask.all():
         raise InputError(f"phase {phase} fills the whole volume; there is no structure to measure")
     clusters, count = ndi.label(mask)
@@ -130,7 +130,7 @@ def grain_measures(volume, grains):
     :data:`TINY_CLUSTER` voxels are not grains. Sphericity is measured on the grains that do not
     touch the border, with the raw marching-cubes area (a digital ball scores about 0.92).
     """
-    mask = _phase_mask(volume, grains)
+    mask = check_phase_mask(volume, grains)
     distance = ndi.distance_transform_edt(mask)
     markers, _ = ndi.label(morphology.h_maxima(distance, 1.0))
     regions = segmentation.watershed(-distance, markers, mask=mask)

@@ -17,6 +17,7 @@ from napari_dmcr.evaluation.common import (
     rms,
     slice_stacks,
 )
+from napari_dmcr.evaluation.thickness import local_thickness
 
 
 def slice_statistics(slices, phase, *, max_length=None, connectivity=1):
@@ -83,7 +84,7 @@ def slice_statistics(slices, phase, *, max_length=None, connectivity=1):
         clusters = morphology.connectivity(image, phase, connectivity=connectivity)
         largest.append(clusters["largest_cluster_fraction"])
         percolating.append(clusters["percolates"])
-        thickness.append(morphology.local_thickness(image, phase)[mask].astype(np.int64))
+        thickness.append(local_thickness(image, phase)[mask].astype(np.int64))
     thickness = np.concatenate(thickness)
     return {
         "lineal_path": lineal,

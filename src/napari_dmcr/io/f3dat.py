@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from napari_dmcr.checks import positive_integer, positive_number
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path
-from napari_dmcr.io.flac3d import positive_integer, positive_number
 
 
 def write_f3dat(
@@ -61,9 +61,9 @@ def write_f3dat(
     pressures = [float(p) for p in confining_pressures_mpa]
     if not pressures or any(not (p >= 0 and math.isfinite(p)) for p in pressures):
         raise InputError(f"confining pressures must be non-negative numbers in MPa, got {confining_pressures_mpa!r}")
-    platen_velocity = positive_number(platen_velocity, "platen velocity")
-    axial_strain = positive_number(axial_strain, "axial strain")
-    history_interval = positive_integer(history_interval, "history interval")
+    platen_velocity = positive_number("platen velocity", platen_velocity)
+    axial_strain = positive_number("axial strain", axial_strain)
+    history_interval = positive_integer("history interval", history_interval)
     try:
         grid_name = Path(grid_path).resolve().relative_to(path.resolve().parent).as_posix()
     except ValueError:

@@ -18,6 +18,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from napari_dmcr.checks import positive_number
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path, write_json
 from napari_dmcr.labels import check_labels
@@ -95,7 +96,7 @@ def check_volume_output(path, voxel_size=1.0, *, overwrite=True):
             f"use one of {', '.join(VOLUME_FORMATS)}"
         )
     check_output_path(path, overwrite=overwrite)
-    return path, fmt, _checked_voxel_size(voxel_size)
+    return path, fmt, positive_number("voxel size", voxel_size)
 
 
 def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
@@ -313,13 +314,3 @@ def _write_tiff(path, labels, voxel_size):
             resolution=(1.0 / voxel_size, 1.0 / voxel_size),
             metadata={"spacing": voxel_size, "axes": axes},
         )
-
-
-def _checked_voxel_size(voxel_size):
-    try:
-        voxel_size = float(voxel_size)
-    except (TypeError, ValueError):
-        raise InputError(f"voxel size must be a number, got {voxel_size!r}") from None
-    if not np.isfinite(voxel_size) or voxel_size <= 0:
-        raise InputError(f"voxel size must be a positive number, got {voxel_size}")
-    return voxel_size

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from napari_dmcr.errors import InputError
-from napari_dmcr.reconstruction.settings import schedule
+from napari_dmcr.reconstruction.schedule import schedule
 
 # Seconds per byte of the per-slice cost model, per iteration (line searches included); CPU: a
 # 64^3 core of the cpu preset, 30 + 30 iterations, takes about 60 s on one core (fidelity3d.json).
@@ -51,6 +51,16 @@ def estimate_bytes_per_slice(specs, slice_shape):
 def default_chunk_size(specs, slice_shape, memory_budget_gb=1.0):
     """Slices per chunk so that one chunk stays within ``memory_budget_gb``."""
     return max(1, int(memory_budget_gb * 2**30 // max(estimate_bytes_per_slice(specs, slice_shape), 1)))
+
+
+def run_chunk_size(specs, shape, chunk_size=None, memory_budget_gb=1.0):
+    """Slices per chunk of a run of ``shape``: ``chunk_size`` when given, else the default for its
+    largest slices (of its two larger sides)."""
+    return chunk_size or default_chunk_size(specs, _slice_shape(shape), memory_budget_gb)
+
+
+def _slice_shape(shape):
+    return tuple(shape) if len(shape) == 2 else tuple(sorted(shape)[1:])
 
 
 @dataclass
@@ -124,9 +134,8 @@ def estimate_run(shape, specs, *, method, device, iterations, levels=None, chunk
             seconds=iterations * voxels * lag / _SWAP_LAG_RATE,
             available_bytes=available_bytes("cpu"),
         )
-    slice_shape = tuple(shape) if len(shape) == 2 else tuple(sorted(shape)[1:])
-    per_slice = estimate_bytes_per_slice(specs, slice_shape)
-    chunk = chunk_size or default_chunk_size(specs, slice_shape)
+    per_slice = estimate_bytes_per_slice(specs, _slice_shape(shape))
+    chunk = run_chunk_size(specs, shape, chunk_size)
     field_bytes = _FIELD_BYTES_PER_VOXEL * voxels
     device_bytes = field_bytes + min(chunk, max(shape)) * per_slice
     host_bytes = _LBFGSB_BYTES_PER_VOXEL * voxels

@@ -21,89 +21,24 @@ from __future__ import annotations
 import functools
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from napari_dmcr.errors import DeviceMemoryError
-from napari_dmcr.evaluation.structure import percolation
-from napari_dmcr.io.atomic import json_ready
-from napari_dmcr.progress import Cancelled, CancelToken, ProgressStep, Throttle, drain, fractions_line
+from napari_dmcr.progress import Cancelled, CancelToken, ProgressStep, Throttle, drain
 from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice
 from napari_dmcr.reconstruction.isotropy import IsotropicS2
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
-from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb
+from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb, run_projected_lbfgs
 from napari_dmcr.reconstruction.phases import Phases
 from napari_dmcr.reconstruction.relay import relay
-from napari_dmcr.reconstruction.settings import (
-    check_settings,
-    planned_iterations,
-    stages,
-)
+from napari_dmcr.reconstruction.result import ReconstructionResult, keep_the_network
+from napari_dmcr.reconstruction.schedule import planned_iterations, stages
+from napari_dmcr.reconstruction.settings import check_settings
 from napari_dmcr.reconstruction.starts import MODELS, fitted_start
 
 ISOTROPIC_RANGE = 16  # largest vector length of the isotropic 3D S2 term, in voxels of each level
-
-
-@dataclass
-class ReconstructionResult:
-    """Everything a reconstruction produced.
-
-    Attributes
-    ----------
-    labels : numpy.ndarray
-        Final labeled image/volume (the target's label values, exact target fractions).
-    field : numpy.ndarray of float32
-        The continuous field of the phase of interest before rounding.
-    history : list of dict
-        One entry per optimizer iteration: restart, run (the index of the optimizer run in
-        :func:`stages`), level, stage ("optimize" or "sharpen"), iteration, evaluations
-        (counted per run), loss, residual, elapsed and the error of each descriptor.
-    final_errors : list of dict
-        Normalized error of each descriptor per direction, measured on ``labels``.
-    residual : float
-        Weighted RMS relative descriptor error of ``labels`` (see descriptor_set).
-    fractions : dict
-        Target and result phase fractions per label.
-    parameters : dict
-        Every setting of the run (seed, device, descriptor specs, ...) and software versions.
-    timings : dict
-        Wall times in seconds: ``optimize_s`` (all optimizer runs), ``loss_s`` (of which in the
-        loss and its gradient; the rest is the optimizer's own work and the progress reports),
-        ``total_s``.
-    cancelled : bool
-        True when the run was stopped before it finished.
-    """
-
-    labels: np.ndarray
-    field: np.ndarray
-    history: list
-    final_errors: list
-    residual: float
-    fractions: dict
-    parameters: dict
-    timings: dict
-    cancelled: bool = False
-    notes: list = field(default_factory=list)
-
-    def record(self):
-        """What a sidecar or a layer's metadata keeps of the run (all but the arrays)."""
-        shape = self.parameters["shape"]
-        return json_ready({
-            "method": "dmcr", "cancelled": bool(self.cancelled), "parameters": self.parameters,
-            "device": self.parameters["device"], "timings": self.timings, "residual": self.residual,
-            "final_errors": dict(zip("zyx" if len(shape) == 3 else ["image"], self.final_errors)),
-            "fractions": self.fractions, "notes": self.notes, "history": self.history,
-        })  # fmt: skip
-
-    def quality(self):
-        return f"residual {self.residual:.4g} (weighted RMS relative descriptor error)"
-
-    def summary(self):
-        """Lines for a terminal: fractions, quality, notes, and whether the run was cancelled."""
-        lines = [fractions_line(self.labels), self.quality(), *(f"  {note}" for note in self.notes)]
-        return lines + (["cancelled: the best state reached was written"] if self.cancelled else [])
 
 
 def reconstruct(target, shape, *, cancel=None, **options):
@@ -126,8 +61,9 @@ def reconstruct(target, shape, *, cancel=None, **options):
         Targets with 3+ labels optimize every phase (softmax parameterization).
     direction_weights : sequence of 3 float
         Weights of the slices normal to z, y and x (3D only).
-    optimizer : {"lbfgsb", "adam"}
-        L-BFGS-B with exact [0, 1] bounds, or Adam with clamping.
+    optimizer : {"lbfgsb", "projected-lbfgs", "adam"}
+        SciPy's L-BFGS-B with exact [0, 1] bounds, a projected L-BFGS with exact bounds whose
+        state stays on the device (:mod:`projected_lbfgs`), or Adam with clamping.
     max_iter : int, optional
         Optimizer iterations per multigrid level (function evaluations may be more; see
         :mod:`optimizers`). Default: 30 from a fitted start, 200 from a random one.
@@ -136,8 +72,8 @@ def reconstruct(target, shape, *, cancel=None, **options):
         the coarsest side >= 16.
     target_residual : float, optional
         Stop a level once the residual (weighted RMS relative descriptor error) is below this.
-        Default: 0.1 from a fitted start (a polish, see :data:`TARGET_RESIDUAL`), 0.005 from a
-        random one.
+        Default: 0.1 from a fitted start (a polish, see
+        :data:`~napari_dmcr.reconstruction.schedule.TARGET_RESIDUAL`), 0.005 from a random one.
     restarts : int
         Extra runs from other random starts (seeds ``seed + k``); the lowest loss is kept.
     seed : int
@@ -321,6 +257,8 @@ def _optimize(settings, phases, record, variable, loss_fn, fields, where, stage)
 
     if settings.optimizer == "lbfgsb":
         loss, _ = run_lbfgsb(variable, evaluate, on_iteration, iterations, not phases.multiphase)
+    elif settings.optimizer == "projected-lbfgs":
+        loss, _ = run_projected_lbfgs(variable, evaluate, on_iteration, iterations, not phases.multiphase)
     else:
         loss, _ = run_adam(variable, evaluate, on_iteration, iterations, not phases.multiphase, settings.learning_rate)
     record.done = base + iterations
@@ -392,26 +330,6 @@ def _run(settings, chunk_size, cancel, emit):
     return _result(settings, phases, record, best[1], cancelled, chunk_size, parameters)
 
 
-def _keep_the_network(settings, phases, record, labels, field, parameters):
-    """The polish refines statistics the slices show; it must not cut the phase's network (one
-    target image: an isotropic material).
-
-    Where the fitted start's phase joins two opposite faces and the polished labels' does not,
-    the start is kept (its labels have the exact fractions too): 3D connectivity is what the
-    slices cannot tell and the start's model carries (fidelity3d.json: the Berea start
-    percolated along every axis, its polish along one).
-    """
-    phase, other = phases.order
-    start = np.where(record.start_cut, phase, other).astype(labels.dtype)
-    before, after = percolation(start, phase), percolation(labels, phase)
-    cut = [axis for axis, was, now in zip("zyx", before, after) if was and not now]
-    parameters["polish_kept"] = not cut
-    if not cut:
-        return labels, field
-    record.notes.append(f"the fitted start was kept: the polish disconnected phase {phase} along {', '.join(cut)}")
-    return start, record.start_cut.astype(np.float32)
-
-
 def _result(settings, phases, record, final_fields, cancelled, chunk_size, parameters):
     """Labels with the exact fractions, their descriptor errors, and the result of the run."""
     optimized = time.perf_counter() - record.start
@@ -423,7 +341,7 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
     # One image describes an isotropic material; three slices may say it is layered (it need not
     # percolate where the isotropic start did).
     if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and settings.target.isotropic:
-        labels, field = _keep_the_network(settings, phases, record, labels, field, parameters)
+        labels, field = keep_the_network(phases, record, labels, field, parameters)
     final_loss = _slice_loss(settings, phases, 0, chunk_size)
     final_errors = final_loss.errors_per_direction(phases.indicator_fields(labels, settings.device))
     weighted = sum(

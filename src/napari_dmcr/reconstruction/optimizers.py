@@ -1,11 +1,14 @@
 """Optimizers over a torch variable, driven by a loss-and-gradient function.
 
-``lbfgsb`` is SciPy's L-BFGS-B: box bounds are respected exactly (no penalty). ``max_iter``
-counts optimizer iterations; each iteration costs one or more function evaluations (line search),
-capped at ``MAX_EVALUATIONS_PER_ITERATION * max_iter``. ``adam`` is torch's Adam, one evaluation
-per iteration, with the field clamped to the bounds after each step.
+``lbfgsb`` is SciPy's L-BFGS-B: box bounds are respected exactly (no penalty); the field and its
+gradient travel to the host and back every evaluation. ``projected-lbfgs`` is the projected
+L-BFGS of :mod:`~napari_dmcr.reconstruction.projected_lbfgs`, also with exact bounds, whose state
+stays on the field's device. For both, ``max_iter`` counts optimizer iterations; each iteration
+costs one or more function evaluations (line search), capped at
+``MAX_EVALUATIONS_PER_ITERATION * max_iter``. ``adam`` is torch's Adam, one evaluation per
+iteration, with the field clamped to the bounds after each step.
 
-Both call ``evaluate(variable)`` (loss, per-descriptor errors; gradient in ``variable.grad``) and
+All call ``evaluate(variable)`` (loss, per-descriptor errors; gradient in ``variable.grad``) and
 ``on_iteration(iteration, evaluations, loss, errors)`` after every iteration; the latter may
 raise :class:`StopOptimization` to end the run early (target accuracy reached).
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.optimize
 import torch
+
+from napari_dmcr.reconstruction.projected_lbfgs import minimize_box
 
 MAX_EVALUATIONS_PER_ITERATION = 3
 
@@ -79,6 +84,36 @@ def run_lbfgsb(variable, evaluate, on_iteration, max_iter, bounded):
             with torch.no_grad():
                 variable.copy_(best.value)
     return best.loss, state["evaluations"]
+
+
+def run_projected_lbfgs(variable, evaluate, on_iteration, max_iter, bounded):
+    """Minimize with the device-side projected L-BFGS; ``variable`` ends at the best state seen."""
+    best = BestState()
+    last = {"errors": {}, "evaluations": 0}
+
+    def fun(x):
+        with torch.no_grad():
+            variable.copy_(x)
+        loss, errors = evaluate(variable)
+        last["errors"] = errors
+        last["evaluations"] += 1
+        best.offer(loss, variable)
+        return loss, variable.grad.detach().clone()
+
+    def callback(iteration, evaluations, loss):
+        on_iteration(iteration, evaluations, loss, last["errors"])
+
+    bounds = (0.0, 1.0) if bounded else (-float("inf"), float("inf"))
+    try:
+        minimize_box(fun, variable.detach(), *bounds, max_iter=max_iter, callback=callback,
+                     max_evaluations=MAX_EVALUATIONS_PER_ITERATION * max_iter, history_size=20)  # fmt: skip
+    except StopOptimization:
+        pass
+    finally:
+        if best.value is not None:
+            with torch.no_grad():
+                variable.copy_(best.value)
+    return best.loss, last["evaluations"]
 
 
 def run_adam(variable, evaluate, on_iteration, max_iter, bounded, learning_rate):

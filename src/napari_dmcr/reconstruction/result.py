@@ -1,0 +1,91 @@
+"""What a reconstruction returns, and the rule that its polish keeps the start's network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from napari_dmcr.evaluation.structure import percolation
+from napari_dmcr.io.atomic import json_ready
+from napari_dmcr.progress import fractions_line
+
+
+@dataclass
+class ReconstructionResult:
+    """Everything a reconstruction produced.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        Final labeled image/volume (the target's label values, exact target fractions).
+    field : numpy.ndarray of float32
+        The continuous field of the phase of interest before rounding.
+    history : list of dict
+        One entry per optimizer iteration: restart, run (the index of the optimizer run in
+        :func:`stages`), level, stage ("optimize" or "sharpen"), iteration, evaluations
+        (counted per run), loss, residual, elapsed and the error of each descriptor.
+    final_errors : list of dict
+        Normalized error of each descriptor per direction, measured on ``labels``.
+    residual : float
+        Weighted RMS relative descriptor error of ``labels`` (see descriptor_set).
+    fractions : dict
+        Target and result phase fractions per label.
+    parameters : dict
+        Every setting of the run (seed, device, descriptor specs, ...) and software versions.
+    timings : dict
+        Wall times in seconds: ``optimize_s`` (all optimizer runs), ``loss_s`` (of which in the
+        loss and its gradient; the rest is the optimizer's own work and the progress reports),
+        ``total_s``.
+    cancelled : bool
+        True when the run was stopped before it finished.
+    """
+
+    labels: np.ndarray
+    field: np.ndarray
+    history: list
+    final_errors: list
+    residual: float
+    fractions: dict
+    parameters: dict
+    timings: dict
+    cancelled: bool = False
+    notes: list = field(default_factory=list)
+
+    def record(self):
+        """What a sidecar or a layer's metadata keeps of the run (all but the arrays)."""
+        shape = self.parameters["shape"]
+        return json_ready({
+            "method": "dmcr", "cancelled": bool(self.cancelled), "parameters": self.parameters,
+            "device": self.parameters["device"], "timings": self.timings, "residual": self.residual,
+            "final_errors": dict(zip("zyx" if len(shape) == 3 else ["image"], self.final_errors)),
+            "fractions": self.fractions, "notes": self.notes, "history": self.history,
+        })  # fmt: skip
+
+    def quality(self):
+        return f"residual {self.residual:.4g} (weighted RMS relative descriptor error)"
+
+    def summary(self):
+        """Lines for a terminal: fractions, quality, notes, and whether the run was cancelled."""
+        lines = [fractions_line(self.labels), self.quality(), *(f"  {note}" for note in self.notes)]
+        return lines + (["cancelled: the best state reached was written"] if self.cancelled else [])
+
+
+def keep_the_network(phases, record, labels, field, parameters):
+    """The polish refines statistics the slices show; it must not cut the phase's network (one
+    target image: an isotropic material).
+
+    Where the fitted start's phase joins two opposite faces and the polished labels' does not,
+    the start is kept (its labels have the exact fractions too): 3D connectivity is what the
+    slices cannot tell and the start's model carries (fidelity3d.json: the Berea start
+    percolated along every axis, its polish along one).
+    """
+    phase, other = phases.order
+    start = np.where(record.start_cut, phase, other).astype(labels.dtype)
+    before, after = percolation(start, phase), percolation(labels, phase)
+    cut = [axis for axis, was, now in zip("zyx", before, after) if was and not now]
+    parameters["polish_kept"] = not cut
+    if not cut:
+        return labels, field
+    record.notes.append(f"the fitted start was kept: the polish disconnected phase {phase} along {', '.join(cut)}")
+    return start, record.start_cut.astype(np.float32)

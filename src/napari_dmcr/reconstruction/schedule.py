@@ -1,0 +1,104 @@
+"""The schedule of a run: its start, multigrid levels and optimizer runs, and the progress total."""
+
+from __future__ import annotations
+
+import math
+
+from napari_dmcr.errors import InputError
+from napari_dmcr.reconstruction.starts import MODELS
+from napari_dmcr.reconstruction.targets import make_target
+
+STARTS = ("auto", *MODELS, "random")
+# Default optimizer iterations per level: a fitted start already has the material's shapes and
+# needs a short polish; a random start climbs the multigrid levels (fidelity3d.json).
+MAX_ITER = {"fitted": 30, "random": 200}
+# Default residual at which a run stops: a fitted start is polished only until its slices are within
+# the spread of a real material's own slices (the sample's true slices differ from the target slice
+# by 25-29 % in S3); polishing on pulls the structure toward that one slice (fidelity3d.json).
+TARGET_RESIDUAL = {"fitted": 0.1, "random": 0.005}
+SHARPEN = 8.0  # default steepness of the sharpening stage (see reconstruct)
+
+
+def default_multigrid_levels(shape):
+    """Coarse-to-fine levels that keep the coarsest side at 16 voxels or more."""
+    return max(1, math.floor(math.log2(min(shape) / 16)) + 1)
+
+
+def resolved_start(start, target, shape, has_initial=False):
+    """The start a run takes: ``"initial"`` (a given state), a model, ``"auto"`` or ``"random"``.
+
+    ``"auto"`` (the best-fitting of :data:`~napari_dmcr.reconstruction.starts.MODELS`) stays
+    ``"auto"`` for two-phase target images and becomes ``"random"`` otherwise (3+ phases, a
+    descriptor file: the models are fitted to one phase's S2 in an image).
+    """
+    if start not in STARTS:
+        raise InputError(f"unknown start {start!r}; choose from {', '.join(STARTS)}")
+    if has_initial:
+        return "initial"
+    possible = len(target.labels) == 2 and target.characterization is None
+    if start in MODELS and not possible:
+        raise InputError(f"start={start!r} needs two-phase target images (not a descriptor file); use start='random'")
+    if start == "spheres" and len(shape) != 3:
+        raise InputError("start='spheres' is a 3D model; use 'gaussian' for a 2D output")
+    return start if start != "auto" or possible else "random"
+
+
+def schedule(start, shape, max_iter=None, levels=None, target_residual=None):
+    """``(levels, max_iter, target_residual)`` of a run from ``start``: the given values or their
+    defaults.
+
+    A fitted start runs on one level, :data:`MAX_ITER` iterations, until
+    :data:`TARGET_RESIDUAL`; a random one (or a given state) on :func:`default_multigrid_levels`,
+    200 iterations per level, to a residual of 0.005.
+    """
+    key = "random" if start in ("random", "initial") else "fitted"
+    if levels is None:
+        levels = 1 if key == "fitted" else default_multigrid_levels(shape)
+    return (
+        int(levels),
+        int(MAX_ITER[key] if max_iter is None else max_iter),
+        float(TARGET_RESIDUAL[key] if target_residual is None else target_residual),
+    )
+
+
+def stages(levels, n_labels, max_iter, sharpen=SHARPEN):
+    """The optimizer runs of one reconstruction, in order, as ``(level, sharpening, iterations)``.
+
+    The multigrid levels from coarse to fine, ``max_iter`` iterations each, then, for two labels
+    with ``sharpen`` > 0, the sharpening stage at full size: ``max_iter`` iterations in two
+    rounds, the second with a steeper projection (see :func:`reconstruct`).
+    """
+    runs = [(level, False, max_iter) for level in reversed(range(levels))]
+    if sharpen and n_labels == 2:
+        runs += [(0, True, rounds) for rounds in (max_iter // 2, max_iter - max_iter // 2) if rounds]
+    return runs
+
+
+def planned_iterations(levels, n_labels, max_iter, sharpen=SHARPEN):
+    """Optimizer iterations of one start over all its :func:`stages` (the progress total)."""
+    return sum(iterations for _, _, iterations in stages(levels, n_labels, max_iter, sharpen))
+
+
+def planned_total(target, shape, max_iter=None, multigrid_levels=None):
+    """The progress ``total`` that :func:`reconstruct` reports for ``target`` and ``shape``.
+
+    Optimizer iterations over all :func:`stages`, the other options at their defaults (start
+    ``"auto"``, sharpening, no restarts). Only the target is checked, not the settings, so that a
+    front end can show the total before the run, whose own checks then report a bad setting.
+
+    Parameters
+    ----------
+    target : array_like or dict
+        The target as :func:`reconstruct` takes it.
+    shape : tuple of int
+        Output shape.
+    max_iter, multigrid_levels : int, optional
+        As given to :func:`reconstruct`; their defaults when None.
+
+    Returns
+    -------
+    int
+    """
+    target = make_target(target, len(shape))
+    levels, max_iter, _ = schedule(resolved_start("auto", target, shape), shape, max_iter, multigrid_levels)
+    return planned_iterations(levels, len(target.labels), max_iter)
