@@ -82,6 +82,7 @@ def main():
     wait(lambda: len(reconstruct._losses.history) >= 4 or reconstruct._worker is None)
     shoot("run_in_progress_3d")
     wait(lambda: reconstruct._worker is None)
+    wait(lambda: any(layer.name.endswith("mid-slices (z | y | x)") for layer in viewer.layers))
     shoot("run_finished")
 
     result = viewer.layers["conglomerate slice reconstruction"]

@@ -319,8 +319,9 @@ def test_save_layers_writer(tmp_path):
 def test_the_viewer_keeps_drawing_during_a_run(viewer, qtbot):
     """A 20 ms heartbeat on the viewer's thread while a run shows its steps: the widget's own
     work per step stays a small share of the run (it was 31.8 s of 32.5 s), and no beat waits
-    long (the largest gap is printed; under Xvfb's software rendering on 2 busy cores a few
-    hundred ms remain, outside the widget's code)."""
+    long: the largest gap was 0.8 s, full garbage collections over the viewer's objects holding
+    the GIL, now frozen for the run; 0.2-0.28 s remain, the software renderer under Xvfb
+    drawing the 3D view and the first step's layer and camera set-up (the gap is printed)."""
     from qtpy.QtCore import QTimer
 
     widget = open_widget(viewer, "Reconstruct 3D")
@@ -349,7 +350,7 @@ def test_the_viewer_keeps_drawing_during_a_run(viewer, qtbot):
     print(f"run {wall:.1f} s, {len(handling)} steps handled in {sum(handling):.2f} s, largest gap {gaps.max():.3f} s")
     # One-off work (the live layer, the switch to 3D, the result) is most of it on a short run.
     assert sum(handling) < 0.25 * wall and np.median(handling) < 0.05
-    assert gaps.max() < 1.0
+    assert gaps.max() < 0.5
     assert len(beats) > 0.5 * wall / 0.02
 
 
@@ -357,6 +358,7 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
     widget = open_widget(viewer, "Reconstruct 3D")
     tiny_run_settings(widget, iterations=8)
     name = "conglomerate slice reconstruction (live)"
+    qa_name = f"{name.removesuffix(' (live)')} mid-slices (z | y | x)"
     for run in range(2):
         seen = []
         widget.run()
@@ -368,7 +370,8 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
         assert widget._progress_bar.format() == "done"
         from napari_dmcr.evaluation.views import orthogonal_mid_slices
 
-        qa = viewer.layers.pop(f"{name.removesuffix(' (live)')} mid-slices (z | y | x)")  # under the slice
+        wait_for(qtbot, lambda: qa_name in viewer.layers)  # added a turn of the event loop later
+        qa = viewer.layers.pop(qa_name)  # under the slice
         assert np.array_equal(qa.data, orthogonal_mid_slices(viewer.layers["conglomerate slice reconstruction"].data))
         assert qa.translate[0] > viewer.layers["conglomerate slice"].extent.world[1][0]
         if run == 1:
