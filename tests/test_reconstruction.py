@@ -194,7 +194,7 @@ def test_out_of_memory_explains_and_frees_the_run_at_once(monkeypatch):
         held.append(weakref.ref(variable))
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(engine, "run_lbfgsb", out_of_memory)
+    monkeypatch.setattr(engine, "run_lbfgsb_torch", out_of_memory)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: types.SimpleNamespace(total_memory=2**30))
     gc.disable()
     try:
@@ -210,7 +210,7 @@ def test_an_error_whose_cause_is_itself_still_reaches_the_caller(monkeypatch):
         error = RuntimeError("broken optimizer")
         raise error from error
 
-    monkeypatch.setattr(engine, "run_lbfgsb", fails)
+    monkeypatch.setattr(engine, "run_lbfgsb_torch", fails)
     with pytest.raises(RuntimeError, match="broken optimizer"):
         run_reconstruction(stripes((16, 16), 2), (8, 8, 8), **FAST)
 
@@ -347,8 +347,10 @@ def test_a_descriptor_file_target_equals_its_image(tmp_path):
     assert from_file.parameters["multigrid_levels"] == 1
     assert from_file.parameters["start"] == "random"
     assert from_file.fractions == from_image.fractions
+    # The file stores the descriptors in float32: the runs agree to rounding, amplified a little
+    # over the optimizer's iterations.
     np.testing.assert_allclose(
-        [h["loss"] for h in from_file.history], [h["loss"] for h in from_image.history], rtol=1e-4
+        [h["loss"] for h in from_file.history], [h["loss"] for h in from_image.history], rtol=1e-3
     )
     with pytest.raises(InputError, match="one multigrid level"):
         reconstruct(path, (16, 16, 16), multigrid_levels=2)

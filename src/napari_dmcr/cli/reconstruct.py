@@ -65,7 +65,8 @@ def add_parser(subparsers):
     parser.add_argument("--s3-limit", type=int, help="S3 window size (default of the preset: 6)")
     parser.add_argument("--phase", type=int, help="label to match (default: the minority phase)")
     parser.add_argument(
-        "--optimizer", help="lbfgsb (SciPy's L-BFGS-B), projected-lbfgs (on the device) or adam (default: lbfgsb)"
+        "--optimizer",
+        help="lbfgsb-torch (L-BFGS-B on the run's device, the default), lbfgsb (SciPy's, on the host) or adam",
     )
     parser.add_argument(
         "--start",

@@ -24,8 +24,9 @@ DEFAULT_RUN_S = 180.0
 CONFIRM_S = 15 * 60.0
 # Yeong-Torquato trial swaps per second times the S2 range (numba kernel, one core).
 _SWAP_LAG_RATE = 1.7e7
-# L-BFGS-B keeps 20 correction pairs and a few work vectors in float64 on the host.
-_LBFGSB_BYTES_PER_VOXEL = 8 * (2 * 20 + 10)
+# L-BFGS-B keeps 20 correction pairs and about a dozen work vectors per voxel: in float32 on the
+# run's device (lbfgsb-torch, the default; SciPy's lbfgsb holds as much in float64 on the host).
+_OPTIMIZER_BYTES_PER_VOXEL = 4 * (2 * 20 + 12)
 # Field, gradient, best state and preview copy in float32 on the device.
 _FIELD_BYTES_PER_VOXEL = 4 * 4
 # Current and best lattice, site lists (int64) and the float32 preview.
@@ -137,17 +138,15 @@ def estimate_run(shape, specs, *, method, device, iterations, levels=None, chunk
     per_slice = estimate_bytes_per_slice(specs, _slice_shape(shape))
     chunk = run_chunk_size(specs, shape, chunk_size)
     field_bytes = _FIELD_BYTES_PER_VOXEL * voxels
-    device_bytes = field_bytes + min(chunk, max(shape)) * per_slice
-    host_bytes = _LBFGSB_BYTES_PER_VOXEL * voxels
+    device_bytes = field_bytes + _OPTIMIZER_BYTES_PER_VOXEL * voxels + min(chunk, max(shape)) * per_slice
     levels = levels or schedule("auto", shape)[0]
     # Each coarser level has 8x fewer voxels: the cost of all levels is the finest one's times 8/7;
     # the sharpening stage (two phases) runs as many iterations again at full size.
     level_factor = sum(8.0**-level for level in range(levels)) + 1.0
     cost_per_iteration = 3 * max(shape) * per_slice * level_factor
     rate = _SECONDS_PER_COST_BYTE["cuda" if device.startswith("cuda") else "cpu"]
-    on_cpu = not device.startswith("cuda")
     return RunEstimate(
-        memory_bytes=device_bytes + (host_bytes if on_cpu else 0.0),
+        memory_bytes=device_bytes,
         seconds=iterations * cost_per_iteration * rate,
         available_bytes=available_bytes(device),
     )

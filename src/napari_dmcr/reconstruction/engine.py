@@ -30,7 +30,7 @@ from napari_dmcr.progress import Cancelled, CancelToken, ProgressStep, Throttle,
 from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice
 from napari_dmcr.reconstruction.isotropy import IsotropicS2
 from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
-from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb, run_projected_lbfgs
+from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb, run_lbfgsb_torch
 from napari_dmcr.reconstruction.phases import Phases
 from napari_dmcr.reconstruction.relay import relay
 from napari_dmcr.reconstruction.result import ReconstructionResult, keep_the_network
@@ -61,9 +61,9 @@ def reconstruct(target, shape, *, cancel=None, **options):
         Targets with 3+ labels optimize every phase (softmax parameterization).
     direction_weights : sequence of 3 float
         Weights of the slices normal to z, y and x (3D only).
-    optimizer : {"lbfgsb", "projected-lbfgs", "adam"}
-        SciPy's L-BFGS-B with exact [0, 1] bounds, a projected L-BFGS with exact bounds whose
-        state stays on the device (:mod:`projected_lbfgs`), or Adam with clamping.
+    optimizer : {"lbfgsb-torch", "lbfgsb", "adam"}
+        L-BFGS-B with exact [0, 1] bounds in torch on the field's device (:mod:`lbfgsb_torch`,
+        the default), SciPy's L-BFGS-B on the host, or Adam with clamping.
     max_iter : int, optional
         Optimizer iterations per multigrid level (function evaluations may be more; see
         :mod:`optimizers`). Default: 30 from a fitted start, 200 from a random one.
@@ -257,8 +257,8 @@ def _optimize(settings, phases, record, variable, loss_fn, fields, where, stage)
 
     if settings.optimizer == "lbfgsb":
         loss, _ = run_lbfgsb(variable, evaluate, on_iteration, iterations, not phases.multiphase)
-    elif settings.optimizer == "projected-lbfgs":
-        loss, _ = run_projected_lbfgs(variable, evaluate, on_iteration, iterations, not phases.multiphase)
+    elif settings.optimizer == "lbfgsb-torch":
+        loss, _ = run_lbfgsb_torch(variable, evaluate, on_iteration, iterations, not phases.multiphase)
     else:
         loss, _ = run_adam(variable, evaluate, on_iteration, iterations, not phases.multiphase, settings.learning_rate)
     record.done = base + iterations

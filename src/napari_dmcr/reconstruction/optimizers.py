@@ -1,9 +1,9 @@
 """Optimizers over a torch variable, driven by a loss-and-gradient function.
 
 ``lbfgsb`` is SciPy's L-BFGS-B: box bounds are respected exactly (no penalty); the field and its
-gradient travel to the host and back every evaluation. ``projected-lbfgs`` is the projected
-L-BFGS of :mod:`~napari_dmcr.reconstruction.projected_lbfgs`, also with exact bounds, whose state
-stays on the field's device. For both, ``max_iter`` counts optimizer iterations; each iteration
+gradient travel to the host and back every evaluation. ``lbfgsb-torch`` is the same algorithm
+written in torch (:mod:`~napari_dmcr.reconstruction.lbfgsb_torch`), whose state stays on the
+field's device. For both, ``max_iter`` counts optimizer iterations; each iteration
 costs one or more function evaluations (line search), capped at
 ``MAX_EVALUATIONS_PER_ITERATION * max_iter``. ``adam`` is torch's Adam, one evaluation per
 iteration, with the field clamped to the bounds after each step.
@@ -19,7 +19,7 @@ import numpy as np
 import scipy.optimize
 import torch
 
-from napari_dmcr.reconstruction.projected_lbfgs import minimize_box
+from napari_dmcr.reconstruction.lbfgsb_torch import minimize_box
 
 MAX_EVALUATIONS_PER_ITERATION = 3
 
@@ -86,8 +86,8 @@ def run_lbfgsb(variable, evaluate, on_iteration, max_iter, bounded):
     return best.loss, state["evaluations"]
 
 
-def run_projected_lbfgs(variable, evaluate, on_iteration, max_iter, bounded):
-    """Minimize with the device-side projected L-BFGS; ``variable`` ends at the best state seen."""
+def run_lbfgsb_torch(variable, evaluate, on_iteration, max_iter, bounded):
+    """Minimize with L-BFGS-B in torch (on the variable's device); ``variable`` ends at the best state seen."""
     best = BestState()
     last = {"errors": {}, "evaluations": 0}
 

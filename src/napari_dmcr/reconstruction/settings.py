@@ -32,7 +32,7 @@ from napari_dmcr.labels import minority_label
 from napari_dmcr.reconstruction.schedule import SHARPEN, resolved_start, schedule
 from napari_dmcr.reconstruction.targets import Target, make_target
 
-OPTIMIZERS = ("lbfgsb", "projected-lbfgs", "adam")
+OPTIMIZERS = ("lbfgsb-torch", "lbfgsb", "adam")
 MATCHES = ("volume", "slices")
 FILTER_SIGMA = 0.0  # default density filter of the field, in voxels (see reconstruct)
 ISOTROPIC_S2 = 0.0  # default weight of the isotropic 3D S2 term (fitted starts are isotropic)
@@ -158,7 +158,7 @@ def check_settings(
     descriptors="auto",
     phase=None,
     direction_weights=(1.0, 1.0, 1.0),
-    optimizer="lbfgsb",
+    optimizer="lbfgsb-torch",
     max_iter=None,
     multigrid_levels=None,
     target_residual=None,

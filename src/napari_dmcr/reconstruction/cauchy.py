@@ -1,0 +1,194 @@
+"""L-BFGS-B's search direction in torch: generalized Cauchy point, then a subspace step.
+
+Byrd, Lu, Nocedal and Zhu, SIAM J. Sci. Comput. 16 (1995) 1190-1208, with the projection of the
+subspace step of Morales and Nocedal, ACM TOMS 38 (2011) 7. The limited-memory matrix is kept in
+compact form, ``B = theta I - W M W^T`` with ``W = [Y, theta S]``.
+
+The Cauchy point is the first local minimizer of the quadratic model along the projected
+gradient path ``x(t) = P(x - t g)``. Along that path each variable moves until its breakpoint
+``t_i`` and then stays at its bound, so ``x(t) - x = -min(t, t_i) g``: between two breakpoints
+the model is a quadratic in ``t`` whose coefficients are prefix sums over the variables in
+breakpoint order. All segments are evaluated at once (no loop over breakpoints, which the
+Fortran code walks one by one), and the first that holds a minimizer gives the Cauchy point.
+The free variables there are then moved to the minimizer of the model in their subspace
+(the Sherman-Morrison-Woodbury form of the reduced inverse), projected onto the box; where
+that projection does not descend, the step is shortened to stay feasible instead.
+"""
+
+from __future__ import annotations
+
+import torch
+
+BLOCK = 1024  # breakpoints in the first sorted block (the next ones double)
+
+
+class CorrectionPairs:
+    """The last ``size`` pairs ``(s, y)`` in one preallocated ``n x 2 size`` buffer on the device
+    (columns: the y of each slot, then its s), with ``S^T Y`` and ``S^T S`` kept up to date.
+
+    :meth:`compact` gives ``B = theta I - W M W^T`` with ``W`` the whole buffer: unused slots are
+    zero columns with zero rows and columns in ``M``, and the scaling of ``theta S`` lives in ``M``.
+    """
+
+    def __init__(self, n, size, dtype, device):
+        self.buffer = torch.zeros(n, 2 * size, dtype=dtype, device=device)
+        self.size, self.count, self.next, self.theta = size, 0, 0, 1.0
+        self.sy = torch.zeros(size, size, dtype=torch.float64, device=device)  # s_i . y_j
+        self.ss = torch.zeros(size, size, dtype=torch.float64, device=device)
+        self.gram = torch.zeros(2 * size, 2 * size, dtype=torch.float64, device=device)  # buffer^T buffer
+
+    def __len__(self):
+        return self.count
+
+    def clear(self):
+        self.buffer.zero_()
+        self.gram.zero_()
+        self.count = self.next = 0
+
+    def add(self, s, y, curvature):
+        """Store a pair whose curvature ``s . y`` is positive (the oldest leaves when full)."""
+        k, m = self.next, self.size
+        self.buffer[:, k], self.buffer[:, m + k] = y, s
+        with_y, with_s = (self.buffer.T @ y).double(), (self.buffer.T @ s).double()  # [Y S]^T y, [Y S]^T s
+        self.gram[:, k] = self.gram[k, :] = with_y
+        self.gram[:, m + k] = self.gram[m + k, :] = with_s
+        self.sy[k, :], self.sy[:, k] = with_s[:m], with_y[m:]
+        self.ss[k, :] = self.ss[:, k] = with_s[m:]
+        self.theta = float(torch.dot(y, y)) / curvature
+        self.next, self.count = (k + 1) % m, min(self.count + 1, m)
+
+    def compact(self):
+        """``(theta, W, M)`` of the stored pairs."""
+        m, theta = self.size, self.theta
+        age = [(self.next - self.count + i) % m for i in range(self.count)]  # oldest first
+        sy, ss = self.sy[age][:, age], self.ss[age][:, age]
+        lower = torch.tril(sy, -1)
+        inverse = torch.cat(
+            [torch.cat([-torch.diag(torch.diag(sy)), lower.T], 1), torch.cat([lower, theta * ss], 1)], 0
+        )
+        used = torch.tensor(age + [m + i for i in age], device=self.buffer.device)
+        scale = torch.cat([torch.ones(self.count), torch.full((self.count,), theta)]).to(inverse)
+        middle = torch.zeros(2 * m, 2 * m, dtype=torch.float64, device=self.buffer.device)
+        middle[used[:, None], used[None, :]] = scale[:, None] * torch.linalg.inv(inverse) * scale[None, :]
+        return theta, self.buffer, middle.to(self.buffer.dtype)
+
+
+def _breakpoints(x, gradient, lower, upper):
+    """Where each variable meets its bound along ``x - t g`` (inf: never; 0: already there)."""
+    t = torch.full_like(x, float("inf"))
+    down, up = gradient > 0, gradient < 0
+    t[down] = (x[down] - lower) / gradient[down]
+    t[up] = (x[up] - upper) / gradient[up]
+    return t.clamp_(min=0)
+
+
+def cauchy_point(x, gradient, lower, upper, theta, w, middle):
+    """The generalized Cauchy point ``x_c``, the breakpoints ``t``, ``t_c`` and ``c = W^T (x_c - x)``.
+
+    On the segment before a breakpoint ``x(t) - x = a + t d`` with ``a = -t_i g_i`` on the
+    variables already at their bounds and ``d = -g_i`` on the moving ones, so with
+    ``W^T (x(t) - x) = p + t q`` the model's slope is ``-G + theta t G - q^T M (p + t q)`` and its
+    curvature ``theta G - q^T M q`` (``G``: the sum of g_i^2 over the moving variables).
+    Breakpoints are taken in sorted blocks (the Cauchy point usually lies a few hundred
+    breakpoints past those at t = 0), prefix sums in float64.
+    """
+    t = _breakpoints(x, gradient, lower, upper)
+    moving = t > 0
+    if not bool(moving.any()):  # every variable held at a bound: x is its own Cauchy point
+        return x.clone(), t, 0.0, torch.zeros(w.shape[1], dtype=w.dtype, device=x.device)
+    middle = middle.double()
+    g_moving = (gradient * moving).double()
+    carry = {
+        "g2": float(torch.dot(g_moving, g_moving)),
+        "q": -(w.T @ (gradient * moving)).double(),
+        "p": torch.zeros(w.shape[1], dtype=torch.float64, device=x.device),
+        "start": 0.0,
+    }
+    values, where = t[moving], torch.nonzero(moving).squeeze(1)
+    first = min(BLOCK, len(values))
+    if first < len(values):  # most often the Cauchy point lies in the first block: no full sort
+        sorted_t, order = torch.topk(values, first, largest=False, sorted=True)
+        found = _scan(sorted_t, where[order], gradient, w, theta, middle, dict(carry), len(values), first)
+    else:
+        found = None
+    if found is None:
+        sorted_t, order = torch.sort(values)
+        found = _scan(sorted_t, where[order], gradient, w, theta, middle, carry, len(values), len(values))
+    t_c, c = found
+    x_c = (x - torch.clamp(t, max=t_c) * gradient).clamp_(lower, upper)
+    return x_c, t, t_c, c.to(w.dtype)
+
+
+def _scan(sorted_t, index, gradient, w, theta, middle, carry, total, limit):
+    """``(t_c, c)`` from the sorted breakpoints, in doubling blocks up to ``limit`` of ``total``;
+    None when the minimizer lies beyond ``limit``."""
+    done, block = 0, BLOCK
+    while done < limit:
+        block = min(block, limit - done)
+        ts = sorted_t[done : done + block].double()
+        rows = index[done : done + block]
+        gs = gradient[rows].double()
+        gw = gs[:, None] * w[rows].double()
+        last = done + block >= total
+        if last:  # the segment after the last breakpoint runs to infinity
+            ts = torch.cat([ts, ts.new_full((1,), float("inf"))])
+            gs = torch.cat([gs, gs.new_zeros(1)])
+            gw = torch.cat([gw, gw.new_zeros(1, gw.shape[1])])
+        found = _first_minimizer(ts, gs, gw, theta, middle, carry)
+        if found is not None:
+            return found
+        if last:  # the model falls without end along the path: stop at its last breakpoint
+            return carry["start"], carry["p"] + carry["start"] * carry["q"]
+        done, block = done + block, 2 * block
+    return None
+
+
+def _first_minimizer(ends, gs, gw, theta, middle, carry):
+    """``(t_c, c)`` of the first segment of this block that holds the model's minimizer along
+    the path, or None (``carry`` then moves past the block)."""
+    g2 = gs * gs
+    excl = lambda values: torch.cumsum(values, 0) - values  # noqa: E731 -- sums before each entry
+    moving_g2 = carry["g2"] - excl(g2)
+    q = carry["q"] + excl(gw)
+    tgw = torch.nan_to_num(ends[:, None] * gw, nan=0.0)  # the sentinel at infinity has g = 0
+    p = carry["p"] - excl(tgw)
+    starts = torch.cat([torch.tensor([carry["start"]], dtype=ends.dtype, device=ends.device), ends[:-1]])
+    mq = q @ middle
+    qmq, qmp = (mq * q).sum(1), (mq * p).sum(1)
+    curvature = theta * moving_g2 - qmq
+    slope = -moving_g2 + starts * (theta * moving_g2 - qmq) - qmp
+    minimizer = starts - slope / curvature.clamp(min=1e-300)
+    found = (slope >= 0) | ((curvature > 0) & (minimizer <= ends))
+    if bool(found.any()):
+        j = int(torch.nonzero(found)[0])
+        t_c = float(starts[j]) if bool(slope[j] >= 0) else float(minimizer[j])
+        return t_c, p[j] + t_c * q[j]
+    carry.update(g2=float(moving_g2[-1] - g2[-1]), q=q[-1] + gw[-1], p=p[-1] - tgw[-1], start=float(ends[-1]))
+    return None
+
+
+def _free_gram(pairs, free):
+    """``W_F^T W_F`` over the free rows: from the smaller of the free and the fixed sets."""
+    w = pairs.buffer
+    if 2 * int(free.sum()) <= len(free):
+        rows = w[free]
+        return (rows.T @ rows).to(w.dtype)
+    rows = w[~free]
+    return (pairs.gram - (rows.T @ rows).double()).to(w.dtype)
+
+
+def search_segment(x, gradient, lower, upper, pairs):
+    """``x_bar - x``: the step to the projected subspace minimizer from the Cauchy point."""
+    theta, w, middle = pairs.compact()
+    x_c, t, t_c, c = cauchy_point(x, gradient, lower, upper, theta, w, middle)
+    free = t > t_c
+    reduced = (gradient + theta * (x_c - x) - w @ (middle @ c)) * free
+    v = middle @ (w.T @ reduced)
+    inner = torch.eye(len(v), dtype=w.dtype, device=w.device) - (middle @ _free_gram(pairs, free)) / theta
+    v = torch.linalg.solve(inner, v)
+    subspace = -(reduced / theta + (w @ v) * free / theta**2)
+    projected = (x_c + subspace).clamp(lower, upper) - x
+    if float(torch.dot(projected, gradient)) < 0:
+        return projected
+    room = torch.where(subspace > 0, (upper - x_c) / subspace, torch.where(subspace < 0, (lower - x_c) / subspace, 1.0))
+    return x_c + min(1.0, float(room.min())) * subspace - x
