@@ -75,11 +75,9 @@ class CorrectionPairs:
 
 def _breakpoints(x, gradient, lower, upper):
     """Where each variable meets its bound along ``x - t g`` (inf: never; 0: already there)."""
-    t = torch.full_like(x, float("inf"))
-    down, up = gradient > 0, gradient < 0
-    t[down] = (x[down] - lower) / gradient[down]
-    t[up] = (x[up] - upper) / gradient[up]
-    return t.clamp_(min=0)
+    inf = torch.full_like(x, float("inf"))
+    to_bound = torch.where(gradient > 0, (x - lower) / gradient, torch.where(gradient < 0, (x - upper) / gradient, inf))
+    return to_bound.clamp_(min=0)
 
 
 def cauchy_point(x, gradient, lower, upper, theta, w, middle):
@@ -104,16 +102,16 @@ def cauchy_point(x, gradient, lower, upper, theta, w, middle):
         "p": torch.zeros(w.shape[1], dtype=torch.float64, device=x.device),
         "start": 0.0,
     }
-    values, where = t[moving], torch.nonzero(moving).squeeze(1)
-    first = min(BLOCK, len(values))
-    if first < len(values):  # most often the Cauchy point lies in the first block: no full sort
-        sorted_t, order = torch.topk(values, first, largest=False, sorted=True)
-        found = _scan(sorted_t, where[order], gradient, w, theta, middle, dict(carry), len(values), first)
-    else:
-        found = None
+    count = int(moving.sum())
+    keyed = torch.where(moving, t, torch.inf)  # the held variables sort last and are not scanned
+    first = min(BLOCK, count)
+    found = None
+    if first < count:  # most often the Cauchy point lies in the first block: no full sort
+        sorted_t, order = torch.topk(keyed, first, largest=False, sorted=True)
+        found = _scan(sorted_t, order, gradient, w, theta, middle, dict(carry), count, first)
     if found is None:
-        sorted_t, order = torch.sort(values)
-        found = _scan(sorted_t, where[order], gradient, w, theta, middle, carry, len(values), len(values))
+        sorted_t, order = torch.sort(keyed)
+        found = _scan(sorted_t, order, gradient, w, theta, middle, carry, count, count)
     t_c, c = found
     x_c = (x - torch.clamp(t, max=t_c) * gradient).clamp_(lower, upper)
     return x_c, t, t_c, c.to(w.dtype)
@@ -182,11 +180,14 @@ def search_segment(x, gradient, lower, upper, pairs):
     theta, w, middle = pairs.compact()
     x_c, t, t_c, c = cauchy_point(x, gradient, lower, upper, theta, w, middle)
     free = t > t_c
-    reduced = (gradient + theta * (x_c - x) - w @ (middle @ c)) * free
-    v = middle @ (w.T @ reduced)
-    inner = torch.eye(len(v), dtype=w.dtype, device=w.device) - (middle @ _free_gram(pairs, free)) / theta
-    v = torch.linalg.solve(inner, v)
-    subspace = -(reduced / theta + (w @ v) * free / theta**2)
+    # The reduced gradient at x_c is base - W M c on the free variables; with W_F^T W_F at hand,
+    # two products over the variables give the whole subspace step.
+    base = (gradient + theta * (x_c - x)) * free
+    gram = _free_gram(pairs, free)
+    m_c = middle @ c
+    inner = torch.eye(len(c), dtype=w.dtype, device=w.device) - (middle @ gram) / theta
+    v = torch.linalg.solve(inner, middle @ (w.T @ base - gram @ m_c))
+    subspace = -(base / theta - (w @ (m_c / theta - v / theta**2)) * free)
     projected = (x_c + subspace).clamp(lower, upper) - x
     if float(torch.dot(projected, gradient)) < 0:
         return projected

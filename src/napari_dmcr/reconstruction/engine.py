@@ -206,8 +206,9 @@ class _Record:
         self.start_cut = None  # the first fitted start, as labels of the phase (bool)
 
     def report(self, iteration, stage, loss, errors, preview, force=False):
+        """Emit a progress step when the throttle allows; ``preview()`` gives its volume."""
         if force or self.throttle.ready():
-            self.emit(_step(iteration, self.total, stage, loss, errors, self.start, preview, self.shape))
+            self.emit(_step(iteration, self.total, stage, loss, errors, self.start, preview(), self.shape))
 
 
 def _start_variable(settings, phases, level_shape, restart, parameters, record):
@@ -245,7 +246,7 @@ def _optimize(settings, phases, record, variable, loss_fn, fields, where, stage)
             "iteration": iteration, "evaluations": evaluations, "loss": loss, "residual": residual,
             "elapsed": time.perf_counter() - record.start, "errors": dict(errors),
         })  # fmt: skip
-        record.report(base + iteration, stage, loss, errors, phases.preview(fields(variable)))
+        record.report(base + iteration, stage, loss, errors, lambda: phases.preview(fields(variable)))
         if residual <= settings.target_residual:
             raise StopOptimization()
 
@@ -359,7 +360,7 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
         "done",
         weighted,
         mean_errors,
-        phases.preview(final_fields),
+        lambda: phases.preview(final_fields),
         force=True,
     )
     fractions = {
