@@ -319,9 +319,12 @@ def test_save_layers_writer(tmp_path):
 def test_the_viewer_keeps_drawing_during_a_run(viewer, qtbot):
     """A 20 ms heartbeat on the viewer's thread while a run shows its steps: the widget's own
     work per step stays a small share of the run (it was 31.8 s of 32.5 s), and no beat waits
-    long: the largest gap was 0.8 s, full garbage collections over the viewer's objects holding
-    the GIL, now frozen for the run; 0.2-0.28 s remain, the software renderer under Xvfb
-    drawing the 3D view and the first step's layer and camera set-up (the gap is printed)."""
+    long. Gaps were up to 0.8 s (full garbage collections over the viewer's objects, now frozen
+    for the run; the live layer and the 3D switch in one step handler, now in turns of their
+    own; the result's loss plot and mid-slices, now deferred). Measured here 0.17-0.24 s, the
+    software renderer under Xvfb drawing the 3D view (the gap is printed); the bound leaves room
+    for a loaded CI machine.
+    """
     from qtpy.QtCore import QTimer
 
     widget = open_widget(viewer, "Reconstruct 3D")
@@ -350,7 +353,7 @@ def test_the_viewer_keeps_drawing_during_a_run(viewer, qtbot):
     print(f"run {wall:.1f} s, {len(handling)} steps handled in {sum(handling):.2f} s, largest gap {gaps.max():.3f} s")
     # One-off work (the live layer, the switch to 3D, the result) is most of it on a short run.
     assert sum(handling) < 0.25 * wall and np.median(handling) < 0.05
-    assert gaps.max() < 0.5
+    assert gaps.max() < 0.3
     assert len(beats) > 0.5 * wall / 0.02
 
 

@@ -152,6 +152,7 @@ class RunMixin:
         self._cancel_token = CancelToken()
         self._losses.reset(swaps=request.method == YEONG_TORQUATO)
         self._live.reset()
+        self._live.prepare(request)
         self._last_refresh = -float("inf")
         self._worker = create_worker(
             _run_engine,
@@ -226,9 +227,8 @@ class RunMixin:
         summary.pop("history", None)  # every iteration: in the loss plot, too long for layer metadata
         quality = result.quality()
         if request.method == DIFFERENTIABLE:
-            self._losses.replace(
-                (index, {**entry["errors"], "total": entry["loss"]}) for index, entry in enumerate(result.history, 1)
-            )
+            history = [(i, {**entry["errors"], "total": entry["loss"]}) for i, entry in enumerate(result.history, 1)]
+            QTimer.singleShot(0, lambda: self._losses.replace(history))  # a full redraw: a turn of its own
         name = f"{request.source_names[0]} reconstruction" + (" (cancelled)" if result.cancelled else "")
         metadata = {"dmcr": summary}
         if request.label_names:
