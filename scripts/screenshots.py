@@ -70,7 +70,7 @@ def main():
     reconstruct = open_only("Reconstruct 3D")
     shoot("reconstruct_widget")
     for box in reconstruct._shape:
-        box.value = 48
+        box.value = 64
     reconstruct._iterations.value = 25
     reconstruct._device.value = "cpu"
     reconstruct._preview_interval.value = 1.0
@@ -79,7 +79,8 @@ def main():
     shoot("characterize")
 
     reconstruct.run()  # the widget places the live volume beside the slice and turns the camera
-    wait(lambda: len(reconstruct._losses.history) >= 4 or reconstruct._worker is None)
+    wait(lambda: len(reconstruct._losses.history) >= 2 or reconstruct._worker is None)
+    assert reconstruct._worker is not None, "the run ended before its in-progress screenshot"
     shoot("run_in_progress_3d")
     wait(lambda: reconstruct._worker is None)
     wait(lambda: any(layer.name.endswith("mid-slices (z | y | x)") for layer in viewer.layers))
