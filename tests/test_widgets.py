@@ -368,6 +368,8 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
         wait_for(qtbot, lambda: name in viewer.layers and viewer.layers[name].visible)
         viewer.layers[name].events.data.connect(lambda e: seen.append(viewer.layers[name].visible))  # noqa: B023
         wait_for(qtbot, lambda: widget._worker is None)
+        assert seen and all(seen)  # visible whenever its data changed
+        assert viewer.layers[name].data.any()  # the run's field, not the empty start
         assert not viewer.layers[name].visible  # the result replaces it
         assert widget._progress_bar.value() == widget._progress_bar.maximum()
         assert widget._progress_bar.format() == "done"

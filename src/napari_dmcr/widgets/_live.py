@@ -46,7 +46,8 @@ class LiveVolume:
         name, empty = request.live_layer_name, np.zeros(request.shape, np.float32)
         if name in self.viewer.layers:
             layer = self.viewer.layers[name]
-            layer.data, layer.visible = empty, True  # not the previous run's field; its end hid it
+            layer.visible = True  # the previous run's end hid it
+            layer.data = empty  # not the previous run's field
             return
         self.viewer.add_image(
             empty,
