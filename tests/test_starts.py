@@ -8,6 +8,7 @@ from napari_dmcr.descriptors import s2_radial
 from napari_dmcr.reconstruction import run_reconstruction
 from napari_dmcr.reconstruction.boolean_spheres import boolean_spheres, fit_sphere_radii, union_volume
 from napari_dmcr.reconstruction.starts import fitted_start, slice_shapes
+from napari_dmcr.samples import conglomerate_slice
 
 
 def poisson_spheres(side, radius, grain_fraction, seed):
@@ -122,3 +123,15 @@ def test_a_polish_that_cuts_the_start_s_network_gives_way_to_the_start():
     parameters = {}
     labels, _ = keep_the_network(phases, SimpleNamespace(start_cut=tube, notes=[]), kept, None, parameters)
     assert labels is kept and parameters["polish_kept"] is True
+
+
+def test_a_start_that_meets_the_target_residual_is_not_polished():
+    """The polish would stop at once; the core is the fitted start, and the run says so."""
+    image = conglomerate_slice((64, 64), seed=0)
+    options = {"seed": 0, "device": "cpu", "descriptors": "cpu"}
+    met = run_reconstruction(image, (24, 24, 24), target_residual=1.0, **options)
+    cut, _ = fitted_start([image], 1, (24, 24, 24), 0)
+    assert met.history == [] and np.array_equal(met.labels == 1, cut)
+    assert any("met the target residual" in note for note in met.notes)
+    polished = run_reconstruction(image, (24, 24, 24), target_residual=0.0, max_iter=3, **options)
+    assert polished.history and not any("met the target residual" in note for note in polished.notes)

@@ -26,19 +26,16 @@ import numpy as np
 import torch
 
 from napari_dmcr.errors import DeviceMemoryError
-from napari_dmcr.progress import Cancelled, CancelToken, ProgressStep, Throttle, drain
+from napari_dmcr.progress import Cancelled, CancelToken, Throttle, drain
 from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice
-from napari_dmcr.reconstruction.isotropy import IsotropicS2
-from napari_dmcr.reconstruction.loss import SliceLoss, pooled_target_fields
+from napari_dmcr.reconstruction.loss import level_loss, shape_at_level
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb, run_lbfgsb_torch
 from napari_dmcr.reconstruction.phases import Phases
 from napari_dmcr.reconstruction.relay import relay
-from napari_dmcr.reconstruction.result import ReconstructionResult, keep_the_network
+from napari_dmcr.reconstruction.result import ReconstructionResult, keep_the_network, progress_step
 from napari_dmcr.reconstruction.schedule import planned_iterations, stages
 from napari_dmcr.reconstruction.settings import check_settings
 from napari_dmcr.reconstruction.starts import MODELS, fitted_start
-
-ISOTROPIC_RANGE = 16  # largest vector length of the isotropic 3D S2 term, in voxels of each level
 
 
 def reconstruct(target, shape, *, cancel=None, **options):
@@ -154,42 +151,9 @@ def _deterministic(run, settings, *arguments):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous
 
 
-def _slice_loss(settings, phases, level, chunk_size, cancel=None):
-    """The loss of one multigrid level (full size at level 0), with the isotropic 3D term
-    where it applies: a 3D run from one target image."""
-    shape = _level_shape(settings.shape, level)
-    target, device = settings.target, settings.device
-    images = pooled_target_fields(target, phases.matched, level, torch.float32, device)
-    isotropic, note = None, None
-    if settings.isotropic_s2 and len(shape) == 3:
-        if target.characterization is not None:
-            note = "isotropic 3D S2 off: a descriptor file holds no radial S2"
-        elif not target.isotropic:
-            note = "isotropic 3D S2 off: three orthogonal slices describe an anisotropic material"
-        else:
-            isotropic = IsotropicS2(images[0], shape, ISOTROPIC_RANGE, settings.isotropic_s2, settings.target_periodic)
-    loss = SliceLoss(
-        settings.specs,
-        images,
-        shape,
-        settings.direction_weights,
-        chunk_size,
-        settings.target_periodic,
-        cancel,
-        settings.match,
-        isotropic,
-    )
-    loss.notes += [note] if note else []
-    return loss
-
-
 def _detached(fields):
     with torch.no_grad():
         return [f.detach().clone() for f in fields]
-
-
-def _level_shape(shape, level):
-    return tuple(max(1, s // 2**level) for s in shape)
 
 
 class _Record:
@@ -204,15 +168,17 @@ class _Record:
         self.emit = emit
         self.shape = settings.shape
         self.start_cut = None  # the first fitted start, as labels of the phase (bool)
+        self.last_cut = None  # the current restart's fitted start
 
     def report(self, iteration, stage, loss, errors, preview, force=False):
         """Emit a progress step when the throttle allows; ``preview()`` gives its volume."""
         if force or self.throttle.ready():
-            self.emit(_step(iteration, self.total, stage, loss, errors, self.start, preview(), self.shape))
+            self.emit(progress_step(iteration, self.total, stage, loss, errors, self.start, preview(), self.shape))
 
 
 def _start_variable(settings, phases, level_shape, restart, parameters, record):
     """The variable of a restart's first level: the given state, a fitted model or noise."""
+    record.last_cut = None
     if settings.initial is not None:
         return phases.start(settings.initial, level_shape, settings.device)
     if settings.start not in ("random", "initial"):
@@ -228,6 +194,7 @@ def _start_variable(settings, phases, level_shape, restart, parameters, record):
         parameters.setdefault("start_model", choice)  # the first start's
         if record.start_cut is None:
             record.start_cut = cut
+        record.last_cut = cut
         # Soft, not 0/1: L-BFGS-B crawls from variables on their bounds.
         return phases.start(np.where(cut, 0.9, 0.1), level_shape, settings.device)
     generator = torch.Generator().manual_seed(settings.seed + restart)
@@ -278,15 +245,21 @@ def _run(settings, chunk_size, cancel, emit):
         for restart in range(settings.restarts + 1):
             variable = None
             for run, (level, sharpening, iterations) in enumerate(runs):
-                level_shape = _level_shape(shape, level)
+                level_shape = shape_at_level(shape, level)
                 if not sharpening:
                     variable = (
                         _start_variable(settings, phases, level_shape, restart, parameters, record)
                         if variable is None
                         else phases.next_level_start(variable, level_shape)
                     )
+                    met = _start_meets_target(settings, phases, record, chunk_size) if run == 0 else None
+                    if met is not None:
+                        loss, variable = met
+                        fields = functools.partial(phases.fields, steepness=0.0)
+                        record.done += planned_iterations(*plan)
+                        break
                     variable = variable.detach().clone().requires_grad_(True)
-                    loss_fn = _slice_loss(settings, phases, level, chunk_size, cancel)
+                    loss_fn = level_loss(settings, phases, level, chunk_size, cancel)
                     record.notes.extend(n for n in loss_fn.notes if n not in record.notes)
                 # Sharpening rounds steepen the projection: beta, 2 beta, ...
                 fields = functools.partial(
@@ -331,6 +304,35 @@ def _run(settings, chunk_size, cancel, emit):
     return _result(settings, phases, record, best[1], cancelled, chunk_size, parameters)
 
 
+def _labels_score(settings, phases, labels, chunk_size):
+    """``(weighted loss, residual, errors per direction)`` of labels at full size."""
+    final_loss = level_loss(settings, phases, 0, chunk_size)
+    final_errors = final_loss.errors_per_direction(phases.indicator_fields(labels, settings.device))
+    weighted = sum(
+        w * sum(spec.weight * errors[spec.name] for spec in specs) * len(targets)
+        for w, errors, (specs, targets) in zip(settings.direction_weights, final_errors, final_loss.directions)
+    )
+    if final_loss.isotropic is not None:
+        weighted += final_loss.isotropic.weight * final_errors[0]["s2_3d"] * len(phases.matched)
+    return weighted, math.sqrt(weighted / max(final_loss.total_weight, 1e-12)), final_errors
+
+
+def _start_meets_target(settings, phases, record, chunk_size):
+    """``(loss, variable)`` of this restart's fitted start, as labels, when they already meet the
+    target residual: the polish would stop at once, and its few steps from the start's soft
+    0.1/0.9 field change no label (fidelity3d.json); None otherwise."""
+    if record.last_cut is None or settings.levels != 1:
+        return None
+    phase, other = phases.order
+    weighted, residual, _ = _labels_score(settings, phases, np.where(record.last_cut, phase, other), chunk_size)
+    if residual > settings.target_residual:
+        return None
+    record.notes.append(
+        f"the fitted start met the target residual ({residual:.3g} <= {settings.target_residual:g}): not polished"
+    )
+    return weighted, phases.start(record.last_cut.astype(np.float64), settings.shape, settings.device)
+
+
 def _result(settings, phases, record, final_fields, cancelled, chunk_size, parameters):
     """Labels with the exact fractions, their descriptor errors, and the result of the run."""
     optimized = time.perf_counter() - record.start
@@ -343,15 +345,7 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
     # percolate where the isotropic start did).
     if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and settings.target.isotropic:
         labels, field = keep_the_network(phases, record, labels, field, parameters)
-    final_loss = _slice_loss(settings, phases, 0, chunk_size)
-    final_errors = final_loss.errors_per_direction(phases.indicator_fields(labels, settings.device))
-    weighted = sum(
-        w * sum(spec.weight * errors[spec.name] for spec in specs) * len(targets)
-        for w, errors, (specs, targets) in zip(settings.direction_weights, final_errors, final_loss.directions)
-    )
-    if final_loss.isotropic is not None:
-        weighted += final_loss.isotropic.weight * final_errors[0]["s2_3d"] * len(phases.matched)
-    residual = math.sqrt(weighted / max(final_loss.total_weight, 1e-12))
+    weighted, residual, final_errors = _labels_score(settings, phases, labels, chunk_size)
     # Mean over the directions (a small direction may have dropped a descriptor).
     names = dict.fromkeys(name for errors in final_errors for name in errors)
     mean_errors = {n: float(np.mean([e[n] for e in final_errors if n in e])) for n in names}
@@ -378,27 +372,6 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
         timings={"optimize_s": optimized, "loss_s": record.loss_seconds, "total_s": time.perf_counter() - record.start},
         cancelled=cancelled,
         notes=record.notes,
-    )
-
-
-def _step(iteration, total, stage, loss, errors, start, preview, shape):
-    volume = preview.detach().cpu().numpy().astype(np.float32)
-    if volume.shape != tuple(shape):
-        # Coarse multigrid levels are shown at full size so that a live view keeps its shape.
-        factors = [s // v for s, v in zip(shape, volume.shape)]
-        for axis, factor in enumerate(factors):
-            volume = np.repeat(volume, factor, axis=axis)
-        pad = [(0, s - v) for s, v in zip(shape, volume.shape)]
-        volume = np.pad(volume, pad, mode="edge")
-    losses = {name: float(value) for name, value in errors.items()}
-    losses["total"] = float(loss)
-    return ProgressStep(
-        iteration=int(iteration),
-        total=int(total),
-        stage=stage,
-        losses=losses,
-        elapsed=time.perf_counter() - start,
-        volume=volume,
     )
 
 

@@ -28,6 +28,9 @@ from napari_dmcr.descriptors.descriptor_set import descriptor_targets, normalize
 from napari_dmcr.descriptors.fields import volume_slices
 from napari_dmcr.descriptors.multigrid import pooled
 from napari_dmcr.progress import CancelToken
+from napari_dmcr.reconstruction.isotropy import IsotropicS2
+
+ISOTROPIC_RANGE = 16  # largest vector length of the isotropic 3D S2 term, in voxels of each level
 
 
 def fit_specs(specs, slice_shape):
@@ -276,3 +279,37 @@ def pooled_target_fields(target, phases, level, dtype, device):
             per_phase.append(pooled(indicator[None], level)[0])
         fields.append(per_phase)
     return fields
+
+
+def shape_at_level(shape, level):
+    """The shape of multigrid level ``level`` (0: full size; each level halves every side)."""
+    return tuple(max(1, s // 2**level) for s in shape)
+
+
+def level_loss(settings, phases, level, chunk_size, cancel=None):
+    """The loss of one multigrid level (full size at level 0), with the isotropic 3D term
+    where it applies: a 3D run from one target image."""
+    shape = shape_at_level(settings.shape, level)
+    target, device = settings.target, settings.device
+    images = pooled_target_fields(target, phases.matched, level, torch.float32, device)
+    isotropic, note = None, None
+    if settings.isotropic_s2 and len(shape) == 3:
+        if target.characterization is not None:
+            note = "isotropic 3D S2 off: a descriptor file holds no radial S2"
+        elif not target.isotropic:
+            note = "isotropic 3D S2 off: three orthogonal slices describe an anisotropic material"
+        else:
+            isotropic = IsotropicS2(images[0], shape, ISOTROPIC_RANGE, settings.isotropic_s2, settings.target_periodic)
+    loss = SliceLoss(
+        settings.specs,
+        images,
+        shape,
+        settings.direction_weights,
+        chunk_size,
+        settings.target_periodic,
+        cancel,
+        settings.match,
+        isotropic,
+    )
+    loss.notes += [note] if note else []
+    return loss

@@ -1,14 +1,16 @@
-"""What a reconstruction returns, and the rule that its polish keeps the start's network."""
+"""What a reconstruction returns (its progress steps and its result), and the rule that its
+polish keeps the start's network."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from napari_dmcr.evaluation.structure import percolation
 from napari_dmcr.io.atomic import json_ready
-from napari_dmcr.progress import fractions_line
+from napari_dmcr.progress import ProgressStep, fractions_line
 
 
 @dataclass
@@ -89,3 +91,25 @@ def keep_the_network(phases, record, labels, field, parameters):
         return labels, field
     record.notes.append(f"the fitted start was kept: the polish disconnected phase {phase} along {', '.join(cut)}")
     return start, record.start_cut.astype(np.float32)
+
+
+def progress_step(iteration, total, stage, loss, errors, start, preview, shape):
+    """A :class:`~napari_dmcr.progress.ProgressStep` with the field shown at the output shape."""
+    volume = preview.detach().cpu().numpy().astype(np.float32)
+    if volume.shape != tuple(shape):
+        # Coarse multigrid levels are shown at full size so that a live view keeps its shape.
+        factors = [s // v for s, v in zip(shape, volume.shape)]
+        for axis, factor in enumerate(factors):
+            volume = np.repeat(volume, factor, axis=axis)
+        pad = [(0, s - v) for s, v in zip(shape, volume.shape)]
+        volume = np.pad(volume, pad, mode="edge")
+    losses = {name: float(value) for name, value in errors.items()}
+    losses["total"] = float(loss)
+    return ProgressStep(
+        iteration=int(iteration),
+        total=int(total),
+        stage=stage,
+        losses=losses,
+        elapsed=time.perf_counter() - start,
+        volume=volume,
+    )
