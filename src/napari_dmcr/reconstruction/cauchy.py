@@ -73,11 +73,18 @@ class CorrectionPairs:
         return theta, self.buffer, middle.to(self.buffer.dtype)
 
 
-def _breakpoints(x, gradient, lower, upper):
+def breakpoints(x, gradient, lower, upper):
     """Where each variable meets its bound along ``x - t g`` (inf: never; 0: already there)."""
-    inf = torch.full_like(x, float("inf"))
-    to_bound = torch.where(gradient > 0, (x - lower) / gradient, torch.where(gradient < 0, (x - upper) / gradient, inf))
-    return to_bound.clamp_(min=0)
+    to_bound = (x - lower) / gradient, (x - upper) / gradient
+    return torch.where(gradient > 0, to_bound[0], torch.where(gradient < 0, to_bound[1], torch.inf)).clamp_(min=0)
+
+
+def room(x, direction, lower, upper):
+    """The largest t for which ``x + t * direction`` stays in the box (inf: no bound in the way)."""
+    steps = torch.where(
+        direction > 0, (upper - x) / direction, torch.where(direction < 0, (lower - x) / direction, torch.inf)
+    )
+    return float(steps.min()) if steps.numel() else float("inf")
 
 
 def cauchy_point(x, gradient, lower, upper, theta, w, middle):
@@ -90,7 +97,7 @@ def cauchy_point(x, gradient, lower, upper, theta, w, middle):
     Breakpoints are taken in sorted blocks (the Cauchy point usually lies a few hundred
     breakpoints past those at t = 0), prefix sums in float64.
     """
-    t = _breakpoints(x, gradient, lower, upper)
+    t = breakpoints(x, gradient, lower, upper)
     moving = t > 0
     if not bool(moving.any()):  # every variable held at a bound: x is its own Cauchy point
         return x.clone(), t, 0.0, torch.zeros(w.shape[1], dtype=w.dtype, device=x.device)
@@ -191,5 +198,4 @@ def search_segment(x, gradient, lower, upper, pairs):
     projected = (x_c + subspace).clamp(lower, upper) - x
     if float(torch.dot(projected, gradient)) < 0:
         return projected
-    room = torch.where(subspace > 0, (upper - x_c) / subspace, torch.where(subspace < 0, (lower - x_c) / subspace, 1.0))
-    return x_c + min(1.0, float(room.min())) * subspace - x
+    return x_c + min(1.0, room(x_c, subspace, lower, upper)) * subspace - x

@@ -246,25 +246,24 @@ def _run(settings, chunk_size, cancel, emit):
             variable = None
             for run, (level, sharpening, iterations) in enumerate(runs):
                 level_shape = shape_at_level(shape, level)
+                # Sharpening rounds steepen the projection: beta, 2 beta, ...
+                fields = functools.partial(
+                    phases.fields, steepness=settings.sharpen * (run - settings.levels + 1) if sharpening else 0.0
+                )
                 if not sharpening:
                     variable = (
                         _start_variable(settings, phases, level_shape, restart, parameters, record)
                         if variable is None
                         else phases.next_level_start(variable, level_shape)
                     )
-                    met = _start_meets_target(settings, phases, record, chunk_size) if run == 0 else None
+                    loss_fn = level_loss(settings, phases, level, chunk_size, cancel)
+                    record.notes.extend(n for n in loss_fn.notes if n not in record.notes)
+                    met = _start_meets_target(settings, phases, record, loss_fn) if run == 0 else None
                     if met is not None:
                         loss, variable = met
-                        fields = functools.partial(phases.fields, steepness=0.0)
                         record.done += planned_iterations(*plan)
                         break
                     variable = variable.detach().clone().requires_grad_(True)
-                    loss_fn = level_loss(settings, phases, level, chunk_size, cancel)
-                    record.notes.extend(n for n in loss_fn.notes if n not in record.notes)
-                # Sharpening rounds steepen the projection: beta, 2 beta, ...
-                fields = functools.partial(
-                    phases.fields, steepness=settings.sharpen * (run - settings.levels + 1) if sharpening else 0.0
-                )
                 where = (
                     f"sharpening, round {run - settings.levels + 1} of {len(runs) - settings.levels}"
                     if sharpening
@@ -304,9 +303,8 @@ def _run(settings, chunk_size, cancel, emit):
     return _result(settings, phases, record, best[1], cancelled, chunk_size, parameters)
 
 
-def _labels_score(settings, phases, labels, chunk_size):
-    """``(weighted loss, residual, errors per direction)`` of labels at full size."""
-    final_loss = level_loss(settings, phases, 0, chunk_size)
+def _labels_score(final_loss, settings, phases, labels):
+    """``(weighted loss, residual, errors per direction)`` of labels under a full-size loss."""
     final_errors = final_loss.errors_per_direction(phases.indicator_fields(labels, settings.device))
     weighted = sum(
         w * sum(spec.weight * errors[spec.name] for spec in specs) * len(targets)
@@ -317,14 +315,15 @@ def _labels_score(settings, phases, labels, chunk_size):
     return weighted, math.sqrt(weighted / max(final_loss.total_weight, 1e-12)), final_errors
 
 
-def _start_meets_target(settings, phases, record, chunk_size):
+def _start_meets_target(settings, phases, record, loss):
     """``(loss, variable)`` of this restart's fitted start, as labels, when they already meet the
-    target residual: the polish would stop at once, and its few steps from the start's soft
-    0.1/0.9 field change no label (fidelity3d.json); None otherwise."""
+    target residual under the run's ``loss`` (full size: one level): the polish would stop at
+    once, and its few steps from the start's soft 0.1/0.9 field change no label
+    (fidelity3d.json); None otherwise."""
     if record.last_cut is None or settings.levels != 1:
         return None
     phase, other = phases.order
-    weighted, residual, _ = _labels_score(settings, phases, np.where(record.last_cut, phase, other), chunk_size)
+    weighted, residual, _ = _labels_score(loss, settings, phases, np.where(record.last_cut, phase, other))
     if residual > settings.target_residual:
         return None
     record.notes.append(
@@ -345,7 +344,8 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
     # percolate where the isotropic start did).
     if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and settings.target.isotropic:
         labels, field = keep_the_network(phases, record, labels, field, parameters)
-    weighted, residual, final_errors = _labels_score(settings, phases, labels, chunk_size)
+    final_loss = level_loss(settings, phases, 0, chunk_size)  # no cancel token: a cancelled run is scored too
+    weighted, residual, final_errors = _labels_score(final_loss, settings, phases, labels)
     # Mean over the directions (a small direction may have dropped a descriptor).
     names = dict.fromkeys(name for errors in final_errors for name in errors)
     mean_errors = {n: float(np.mean([e[n] for e in final_errors if n in e])) for n in names}

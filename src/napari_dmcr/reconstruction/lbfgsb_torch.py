@@ -34,16 +34,11 @@ from __future__ import annotations
 
 import torch
 
-from napari_dmcr.reconstruction.cauchy import CorrectionPairs, search_segment
+from napari_dmcr.reconstruction.cauchy import CorrectionPairs, breakpoints, room, search_segment
 
 MAX_LINE_SEARCH = 20  # evaluations of one line search before the history is reset
 ARMIJO = 1e-3  # sufficient-decrease constant (SciPy's L-BFGS-B: ftol of its line search)
 CURVATURE = 0.9  # strong Wolfe curvature constant (SciPy's gtol of its line search)
-
-
-def _binding(x, gradient, lower, upper):
-    """True where a variable sits at a bound and its gradient points out of the box."""
-    return ((x <= lower) & (gradient > 0)) | ((x >= upper) & (gradient < 0))
 
 
 def minimize_box(fun, x0, lower=-float("inf"), upper=float("inf"), *, max_iter=100, max_evaluations=None,
@@ -136,7 +131,7 @@ def _segment(x, gradient, history, lower, upper):
         if float(torch.dot(segment, gradient)) < 0:
             return segment
         history.clear()
-    direction = -gradient * (~_binding(x, gradient, lower, upper))
+    direction = -gradient * (breakpoints(x, gradient, lower, upper) > 0)  # held variables stay put
     direction /= max(1.0, float(direction.abs().max()))
     return (x + direction).clamp(lower, upper) - x
 
@@ -152,7 +147,7 @@ def _line_search(fun, x, value, gradient, segment, budget, info, lower, upper):
     More-Thuente search, SciPy's constants).
     """
     slope = float(torch.dot(gradient, segment))
-    longest = _longest_step(x, segment, lower, upper)
+    longest = max(1.0, room(x, segment, lower, upper))  # the segment's end is in the box
     lo, hi, step, best = (0.0, value, slope), None, 1.0, None
     for _ in range(min(MAX_LINE_SEARCH, budget)):
         trial = (x + step * segment).clamp_(lower, upper)
@@ -170,12 +165,6 @@ def _line_search(fun, x, value, gradient, segment, budget, info, lower, upper):
             hi = (step, trial_value, trial_slope)
         step = _cubic_step(lo, hi) if hi is not None else min(longest, 4.0 * step)
     return best
-
-
-def _longest_step(x, segment, lower, upper):
-    """The largest t that keeps ``x + t * segment`` in the box (at least 1: the segment's end is in it)."""
-    room = torch.where(segment > 0, (upper - x) / segment, torch.where(segment < 0, (lower - x) / segment, torch.inf))
-    return max(1.0, float(room.min())) if room.numel() else 1.0
 
 
 def _cubic_step(lo, hi):

@@ -15,6 +15,8 @@ raise :class:`StopOptimization` to end the run early (target accuracy reached).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.optimize
 import torch
@@ -40,6 +42,19 @@ class BestState:
             self.loss = loss
             self.value = variable.detach().clone()
 
+    @contextlib.contextmanager
+    def kept_in(self, variable):
+        """Around an optimization: a :class:`StopOptimization` ends it, and ``variable`` ends at
+        the best state seen (whatever ended the run)."""
+        try:
+            yield
+        except StopOptimization:
+            pass
+        finally:
+            if self.value is not None:
+                with torch.no_grad():
+                    variable.copy_(self.value)
+
 
 def run_lbfgsb(variable, evaluate, on_iteration, max_iter, bounded):
     """Minimize with L-BFGS-B; ``variable`` ends at the best state seen."""
@@ -60,7 +75,7 @@ def run_lbfgsb(variable, evaluate, on_iteration, max_iter, bounded):
         loss, errors = state["last"]
         on_iteration(state["iteration"], state["evaluations"], loss, errors)
 
-    try:
+    with best.kept_in(variable):
         scipy.optimize.minimize(
             fun,
             variable.detach().cpu().double().numpy().ravel(),
@@ -77,12 +92,6 @@ def run_lbfgsb(variable, evaluate, on_iteration, max_iter, bounded):
                 "maxcor": 20,
             },
         )
-    except StopOptimization:
-        pass
-    finally:
-        if best.value is not None:
-            with torch.no_grad():
-                variable.copy_(best.value)
     return best.loss, state["evaluations"]
 
 
@@ -98,21 +107,15 @@ def run_lbfgsb_torch(variable, evaluate, on_iteration, max_iter, bounded):
         last["errors"] = errors
         last["evaluations"] += 1
         best.offer(loss, variable)
-        return loss, variable.grad.detach().clone()
+        return loss, variable.grad.detach()  # a new tensor each evaluation: the loss sets .grad to None first
 
     def callback(iteration, evaluations, loss):
         on_iteration(iteration, evaluations, loss, last["errors"])
 
     bounds = (0.0, 1.0) if bounded else (-float("inf"), float("inf"))
-    try:
+    with best.kept_in(variable):
         minimize_box(fun, variable.detach(), *bounds, max_iter=max_iter, callback=callback,
                      max_evaluations=MAX_EVALUATIONS_PER_ITERATION * max_iter, history_size=20)  # fmt: skip
-    except StopOptimization:
-        pass
-    finally:
-        if best.value is not None:
-            with torch.no_grad():
-                variable.copy_(best.value)
     return best.loss, last["evaluations"]
 
 
@@ -121,7 +124,7 @@ def run_adam(variable, evaluate, on_iteration, max_iter, bounded, learning_rate)
     best = BestState()
     optimizer = torch.optim.Adam([variable], lr=learning_rate)
     evaluations = 0
-    try:
+    with best.kept_in(variable):
         for iteration in range(1, max_iter + 1):
             loss, errors = evaluate(variable)
             evaluations += 1
@@ -131,10 +134,4 @@ def run_adam(variable, evaluate, on_iteration, max_iter, bounded, learning_rate)
                 with torch.no_grad():
                     variable.clamp_(0.0, 1.0)
             on_iteration(iteration, evaluations, loss, errors)
-    except StopOptimization:
-        pass
-    finally:
-        if best.value is not None:
-            with torch.no_grad():
-                variable.copy_(best.value)
     return best.loss, evaluations
