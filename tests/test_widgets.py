@@ -14,7 +14,7 @@ pytestmark = pytest.mark.gui
 napari = pytest.importorskip("napari")
 
 PLUGIN = "napari-dmcr"
-WIDGETS = ("Reconstruct 3D", "Smooth", "Compare S2", "Export")
+WIDGETS = ("Reconstruct 3D", "Smooth", "Compare S2", "Export", "Ensemble")
 WORKER_TIMEOUT_MS = 90_000
 
 
@@ -400,10 +400,49 @@ def test_a_two_valued_image_is_taken_as_labels(viewer):
     assert widget._phase.value == 1  # the minority (12 x 26 of 32 x 32)
 
 
-def test_the_four_docks_fit_a_laptop_screen(viewer):
+def test_the_five_docks_fit_a_laptop_screen(viewer):
     """1366x768: the docks stack in one column; each body scrolls instead of asking for its full
     height (the column was over 2000 px)."""
     widgets = {name: open_widget(viewer, name) for name in WIDGETS}
     window = viewer.window._qt_window
     assert window.minimumSizeHint().height() <= 700
     assert widgets["Compare S2"].canvas.canvas.minimumHeight() >= 300  # plots keep a readable height
+
+
+def test_compare_shows_the_properties_of_the_reconstruction_beside_the_truth(make_napari_viewer, qtbot):
+    from napari_dmcr.samples import conglomerate_volume
+
+    viewer = make_napari_viewer()
+    truth = viewer.add_labels(conglomerate_volume((16, 16, 16), seed=1), name="truth")
+    recon = viewer.add_labels(conglomerate_volume((16, 16, 16), seed=2), name="recon")
+    viewer.add_labels(np.asarray(truth.data[8]), name="slice")
+    compare = open_widget(viewer, "Compare S2")
+    compare._original.value = viewer.layers["slice"]
+    compare._reconstruction.value = recon
+    compare._truth.value = truth
+    compare._properties.value = True
+    compare.compare()
+    wait_for(qtbot, lambda: compare._worker is None)
+    compared = compare.results["properties"]
+    assert set(compared) == {"reconstruction", "truth", "differences"}, compare.status.value
+    table = compare.properties_table
+    assert table.rowCount() == 9 and table.columnCount() == 3
+    assert table.verticalHeaderItem(8).text() == "young_modulus (differences)"
+    assert table.item(8, 0).text().endswith("%")
+
+
+def test_the_ensemble_widget_runs_seeds_on_a_local_cluster_and_plots_their_spread(viewer, qtbot, tmp_path):
+    ensemble = open_widget(viewer, "Ensemble")
+    ensemble._slice.value = viewer.layers["conglomerate slice"]
+    ensemble._side.value = 8
+    ensemble._realizations.value = 2
+    ensemble._workers.value = 1
+    ensemble._properties.value = False
+    ensemble._out.value = tmp_path / "ens"
+    ensemble.run()
+    assert ensemble._worker is not None
+    wait_for(qtbot, lambda: ensemble._worker is None)
+    assert ensemble.summary is not None, ensemble.status.value
+    assert ensemble.summary["realizations"] == ["slice0_seed0", "slice0_seed1"]
+    assert ensemble.progress.value == 2 and (tmp_path / "ens" / "ensemble.json").is_file()
+    assert ensemble.canvas.figure.axes, "the spread was not plotted"

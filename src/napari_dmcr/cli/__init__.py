@@ -15,7 +15,7 @@ from napari_dmcr import __version__
 from napari_dmcr.errors import InputError
 from napari_dmcr.progress import Cancelled
 
-SUBCOMMANDS = ["sample", "characterize", "reconstruct", "evaluate", "export"]
+SUBCOMMANDS = ["sample", "characterize", "reconstruct", "evaluate", "export", "properties", "ensemble"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,8 @@ from napari_dmcr.cli import add_vgg19_weights_option
 
 
 def add_parser(subparsers):
+    from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
+
     parser = subparsers.add_parser(
         "evaluate",
         help="compare a reconstruction with its original slice (and a true volume)",
@@ -35,6 +37,11 @@ def add_parser(subparsers):
         default=1,
         help="cluster neighbourhood, 1 or the dimension (default: %(default)s)",
     )
+    add("--properties", action="store_true", help="also diffusivity, tortuosity and stiffness per axis (3D)")
+    add("--properties-phase", type=int, help="conducting label of --properties (default: the minority label)")
+    add("--material", choices=sorted(MATERIALS), default=DEFAULT_MATERIAL, help="phase moduli of --properties")
+    add("--young", type=float, nargs="+", metavar="E", help="Young's modulus of each label (--properties)")
+    add("--poisson", type=float, nargs="+", metavar="NU", help="Poisson ratio of each label (--properties)")
     parser.set_defaults(run=run)
 
 
@@ -62,6 +69,7 @@ def run(args):
         gram=args.gram,
         periodic=args.periodic,
         connectivity=args.connectivity,
+        properties=_properties(args),
     )
     out = Path(args.out)
     write_json(out, results)
@@ -74,3 +82,29 @@ def run(args):
         s3 = max(errors["E_s3"].values())
         fraction = results["fractions"]["absolute_error"][phase]
         print(f"phase {phase}: fraction error {fraction:.4f}, S2 RMS error <= {s2:.4f}, E_S3 <= {s3:.3f}, report {png}")
+    if "properties" in results:
+        _print_properties(results["properties"])
+
+
+def _properties(args):
+    if not args.properties:
+        return None
+    return {
+        "phase": args.properties_phase,
+        "material": args.material,
+        "young": args.young,
+        "poisson": args.poisson,
+        "device": "cpu",
+    }
+
+
+def _print_properties(compared):
+    for source, values in compared.items():
+        if source == "differences":
+            continue
+        for key in ("diffusivity", "tortuosity", "young_modulus"):
+            shown = ", ".join("none" if v is None else f"{v:.4g}" for v in values[key])
+            print(f"{source} {key} (z, y, x): {shown}")
+    for key, values in compared.get("differences", {}).items():
+        shown = ", ".join("n/a" if v is None else f"{v:+.1%}" for v in values)
+        print(f"relative difference to the truth, {key} (z, y, x): {shown}")

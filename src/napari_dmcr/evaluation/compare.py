@@ -191,6 +191,7 @@ def evaluate(
     gram=False,
     periodic=False,
     connectivity=1,
+    properties=None,
 ):
     """Every fidelity figure of a reconstruction, as one dict (see the module docstring).
 
@@ -216,6 +217,11 @@ def evaluate(
     connectivity : int
         Neighbourhood of clusters and the Euler characteristic: 1 (face neighbours) or the
         dimension of the reconstruction (all neighbours; its 2D slices then use 2).
+    properties : dict, optional
+        Settings of :func:`~napari_dmcr.properties.volume_properties` (``phase``, ``young``,
+        ``poisson``, ``material``, ``elastic``, ``device``): adds ``properties``, the transport and
+        elastic properties of a 3D reconstruction and of the truth with their relative
+        differences per axis (see :func:`~napari_dmcr.properties.compare_properties`).
 
     Returns
     -------
@@ -235,6 +241,13 @@ def evaluate(
                 f"a true volume is compared with a 3D reconstruction; got truth {truth.shape} "
                 f"and reconstruction {reconstruction.shape}"
             )
+    if properties is not None:
+        # Imported here: the properties package measures with this package's helpers.
+        from napari_dmcr.properties.summary import check_properties_settings, compare_properties
+
+        if reconstruction.ndim != 3:
+            raise InputError(f"properties are measured on a 3D reconstruction, got shape {reconstruction.shape}")
+        check_properties_settings({key: value for key, value in properties.items() if key != "phase"})
     if connectivity not in (1, reconstruction.ndim):
         raise InputError(
             f"connectivity must be 1 (face neighbours) or {reconstruction.ndim} (all neighbours), got {connectivity}"
@@ -299,6 +312,8 @@ def evaluate(
                 errors[f"truth/{key}"] = value
         results["phases"][phase] = entry
         results["errors"][phase] = errors
+    if properties is not None:
+        results["properties"] = compare_properties(reconstruction, truth, **properties)
     return results
 
 

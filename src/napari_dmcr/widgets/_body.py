@@ -1,6 +1,6 @@
 """The body every dock widget of the plugin shares: its parts in a scroll area.
 
-Four docked widgets stack in one column of the window; with their full heights that column was
+The docked widgets stack in one column of the window; with their full heights that column was
 over 2000 px. In a scroll area each dock can be as short as the window leaves it, and its parts
 keep their own sizes (plots stay readable: scroll rather than squeeze).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
-MIN_BODY_HEIGHT = 120  # the least a dock asks of the window's height
+MIN_BODY_HEIGHT = 90  # the least a dock asks of the window's height: five docks fit 768 px
 
 
 def scrolling_body(owner: QWidget, *parts: QWidget, stretch: bool = False) -> QScrollArea:

@@ -21,6 +21,8 @@ from napari_dmcr.plotting.evaluation import (
     plot_s2_axes,
     plot_s2_radial,
 )
+from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
+from napari_dmcr.properties.summary import AXES
 from napari_dmcr.widgets._body import scrolling_body
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._layers import (
@@ -34,6 +36,7 @@ from napari_dmcr.widgets._layers import (
 )
 from napari_dmcr.widgets._messages import StatusLine
 
+PROPERTY_ROWS = ("diffusivity", "tortuosity", "young_modulus")
 # Columns of the numbers table, in this order when present.
 DIRECTIONS = ("z", "y", "x", "image", "all", "3d")
 
@@ -60,6 +63,8 @@ class CompareWidget(QWidget):
         )
         self._phase = ComboBox(label="phase", choices=self._phase_choices)
         self._periodic = CheckBox(text="reconstruction is periodic", value=True)
+        self._properties = CheckBox(text="diffusivity, tortuosity and stiffness (3D)", value=False)
+        self._material = ComboBox(label="phase moduli", choices=sorted(MATERIALS), value=DEFAULT_MATERIAL)
         self._compare_button = PushButton(text="Compare")
         self._report_path = FileEdit(label="report (PNG + JSON)", mode="w", filter="*.png")
         self._save_button = PushButton(text="Save report", enabled=False)
@@ -71,6 +76,8 @@ class CompareWidget(QWidget):
                 self._truth,
                 self._phase,
                 self._periodic,
+                self._properties,
+                self._material,
                 self._compare_button,
                 self._report_path,
                 self._save_button,
@@ -84,6 +91,8 @@ class CompareWidget(QWidget):
         self._tabs = QTabWidget()
         self._tabs.addTab(self.canvas, "plots")
         self._tabs.addTab(self.table, "numbers")
+        self.properties_table = QTableWidget()
+        self._tabs.addTab(self.properties_table, "properties")
         scrolling_body(self, self._form.native, self._tabs)
         self._original.changed.connect(self._refresh_phases)
         self._compare_button.changed.connect(self.compare)
@@ -129,6 +138,11 @@ class CompareWidget(QWidget):
             phase = self._phase.value
             if phase is None or phase not in np.unique(original):
                 raise InputError("choose a phase of the original slice")
+            properties = None
+            if self._properties.value:
+                if reconstruction.ndim != 3:
+                    raise InputError("properties are measured on a 3D reconstruction")
+                properties = {"phase": phase, "material": self._material.value, "device": "cpu"}
         except InputError as error:
             self.status.error(error)
             return
@@ -142,6 +156,7 @@ class CompareWidget(QWidget):
             truth,
             phases=[phase],
             periodic=self._periodic.value,
+            properties=properties,
             _start_thread=False,
             _connect={"returned": self._show_results, "errored": self.status.error},
         )
@@ -165,6 +180,7 @@ class CompareWidget(QWidget):
 
         self.canvas.paint(paint)
         self._fill_table(results, phase)
+        self._fill_properties(results.get("properties"))
         self._save_button.enabled = True
         fractions = results["fractions"]
         self.status.info(
@@ -186,6 +202,28 @@ class CompareWidget(QWidget):
                 text = "" if value is None else ("n/a" if math.isnan(value) else f"{value:.3g}")
                 self.table.setItem(row, column, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
+
+    def _fill_properties(self, compared):
+        """Rows: each property of the reconstruction, the truth and their relative difference."""
+        self.properties_table.clear()
+        if compared is None:
+            self.properties_table.setRowCount(0)
+            return
+        rows = [
+            (f"{key} ({source})", values)
+            for source, entry in compared.items()
+            for key, values in (entry.items() if source == "differences" else ((k, entry[k]) for k in PROPERTY_ROWS))
+        ]
+        self.properties_table.setRowCount(len(rows))
+        self.properties_table.setColumnCount(3)
+        self.properties_table.setHorizontalHeaderLabels(list(AXES))
+        self.properties_table.setVerticalHeaderLabels([name for name, _ in rows])
+        for row, (name, values) in enumerate(rows):
+            for column, value in enumerate(values):
+                relative = name.endswith("(differences)")
+                text = "n/a" if value is None else (f"{value:+.1%}" if relative else f"{value:.4g}")
+                self.properties_table.setItem(row, column, QTableWidgetItem(text))
+        self.properties_table.resizeColumnsToContents()
 
     def save_report(self, value=None):
         """Write the full report figure (PNG) and every number (JSON, same name)."""

@@ -1,0 +1,201 @@
+"""Properties: solve time and memory, a peer for the diffusion solve, and which method gives the
+right stiffness and diffusivity.
+
+Part 1 (``solves``): per size (64^3, 128^3), the diffusion solve along one axis and the elastic
+solve (six load cases) on a PoreSpy ``blobs`` volume (porosity 0.3; pores conduct; sandstone
+moduli), each in a fresh process for its peak memory (resident set growth); TauFactor's solver
+on the same volume and axis in the same run as the peer (``pip install --no-deps taufactor``),
+with the ratio of times and the relative difference of the tortuosity factors.
+
+Part 2 (``sample``): the properties (diffusivity and tortuosity of the matrix, Young's moduli
+with the conglomerate moduli) of 8 true 64^3 sample volumes (seeds 1-8: mean and SD) against
+the cores each recipe makes from a representative z slice of seed 0 (its matrix fraction the
+closest to the volume's), as z-scores and relative differences to the truth mean.
+
+The ``paper`` recipe needs the VGG-19 weights (``NAPARI_DMCR_VGG19_WEIGHTS``). Run (about 15 min
+on 2 cores; ``--parts solves`` or ``--parts sample`` reruns one part and keeps
+the other's results in the JSON)::
+
+    python benchmarks/properties.py --out benchmarks/results/properties.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_dmcr.io.atomic import write_json
+from napari_dmcr.properties import volume_properties
+from napari_dmcr.properties.elasticity import elastic_properties
+from napari_dmcr.properties.materials import MATERIALS
+from napari_dmcr.properties.transport import diffusion
+from napari_dmcr.samples import conglomerate_volume
+
+HERE = Path(__file__).resolve().parent
+SAMPLE_SIDE = 64
+RECIPES = {
+    "default": {"method": "dmcr", "options": {"descriptors": "auto"}},
+    "paper": {"method": "dmcr", "options": {"descriptors": "paper"}},
+    "yt": {"method": "yt", "options": {}},
+}
+KEYS = ("diffusivity", "tortuosity", "young_modulus")
+
+
+def _blobs(side):
+    import porespy
+
+    return porespy.generators.blobs([side] * 3, porosity=0.3, blobiness=1.5, seed=1).astype(np.uint8)
+
+
+def _measured(kind, side, threads, queue):
+    """One solve in this (forked) process; its result, seconds and peak memory growth to ``queue``."""
+    torch.set_num_threads(threads)
+    volume = _blobs(side)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    if kind == "diffusion":
+        result = diffusion(volume, 1, 0)
+        summary = {
+            "tortuosity": result["tortuosity"],
+            "iterations": result["iterations"],
+            "residual": result["residual"],
+        }
+    elif kind == "elasticity":
+        moduli = MATERIALS["sandstone"]
+        result = elastic_properties(volume, moduli["young"], moduli["poisson"])
+        summary = {k: result[k] for k in ("young_modulus", "iterations", "residuals", "converged")}
+    else:
+        import taufactor
+
+        solver = taufactor.Solver(np.moveaxis(volume, 0, 0), device="cpu")
+        solver.solve(verbose="no", conv_crit=1e-3)
+        summary = {
+            "tortuosity": float(
+                np.ravel(solver.tau.cpu())[0] if torch.is_tensor(solver.tau) else np.ravel(solver.tau)[0]
+            )
+        }
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({**summary, "seconds": seconds, "peak_rss_growth_mb": (peak - before) / 1024})
+
+
+def solve_in_process(kind, side, threads):
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=_measured, args=(kind, side, threads, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def solves(sizes, threads):
+    out = {}
+    for side in sizes:
+        entry = {kind: solve_in_process(kind, side, threads) for kind in ("diffusion", "elasticity")}
+        try:
+            import taufactor  # noqa: F401
+
+            entry["taufactor"] = solve_in_process("taufactor", side, threads)
+            entry["diffusion_time_over_taufactor"] = entry["diffusion"]["seconds"] / entry["taufactor"]["seconds"]
+            entry["tortuosity_relative_difference"] = (
+                entry["diffusion"]["tortuosity"] / entry["taufactor"]["tortuosity"] - 1
+            )
+        except ImportError:
+            entry["taufactor"] = "not installed"
+        out[f"{side}^3"] = entry
+        print(side, entry, flush=True)
+    return out
+
+
+def _properties(volume):
+    return volume_properties(volume, 1, material="conglomerate")
+
+
+def sample(recipes):
+    from napari_dmcr.baselines.yeong_torquato import run_yeong_torquato
+    from napari_dmcr.descriptors.vgg19_weights import load_vgg19_weights
+    from napari_dmcr.reconstruction import run_reconstruction
+
+    if any(RECIPES[name]["options"].get("descriptors") == "paper" for name in recipes):
+        load_vgg19_weights()  # no weights: fail before any work
+    # The z slice of seed 0 whose matrix fraction is closest to the volume's (a user picks a
+    # representative slice; the mid-slice has 30.5 % matrix against 37 %, and the stiffness
+    # follows the fraction).
+    source = conglomerate_volume((SAMPLE_SIDE,) * 3, seed=0)
+    fractions = np.mean(source == 1, axis=(1, 2))
+    target = source[int(np.argmin(np.abs(fractions - np.mean(source == 1))))]
+    shape = (SAMPLE_SIDE,) * 3
+    truths = [_properties(conglomerate_volume((SAMPLE_SIDE,) * 3, seed=s)) for s in range(1, 9)]
+    spread = {
+        key: {
+            "mean": np.mean([t[key] for t in truths], axis=0).tolist(),
+            "sd": np.std([t[key] for t in truths], axis=0, ddof=1).tolist(),
+        }
+        for key in KEYS
+    }
+    truth_fraction = [np.mean(conglomerate_volume(shape, seed=s) == 1) for s in range(1, 9)]
+    out = {
+        "truth": spread,
+        "truth_fraction": {"mean": float(np.mean(truth_fraction)), "sd": float(np.std(truth_fraction, ddof=1))},
+        "slice_fraction": float(np.mean(target == 1)),
+        "recipes": {},
+    }
+    for name in recipes:
+        recipe = RECIPES[name]
+        start = time.perf_counter()
+        if recipe["method"] == "yt":
+            labels = run_yeong_torquato(target, shape, phase=1, seed=0).labels
+        else:
+            labels = run_reconstruction(target, shape, phase=1, seed=0, device="cpu", **recipe["options"]).labels
+        seconds = time.perf_counter() - start
+        props = _properties(labels)
+        entry = {"reconstruction_s": seconds, "fraction": float(np.mean(labels == 1))}
+        for key in KEYS:
+            mean, sd = np.array(spread[key]["mean"]), np.array(spread[key]["sd"])
+            values = np.array(props[key], float)
+            entry[key] = values.tolist()
+            entry[f"{key}_z"] = ((values - mean) / np.where(sd > 0, sd, np.nan)).tolist()
+            entry[f"{key}_relative"] = (values / mean - 1).tolist()
+        out["recipes"][name] = entry
+        print(name, entry, flush=True)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES))
+    parser.add_argument("--parts", nargs="+", choices=("solves", "sample"), default=["solves", "sample"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default=str(HERE / "results" / "properties.json"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    results = json.loads(out.read_text()) if out.is_file() else {}  # parts not rerun are kept
+    results.update(
+        benchmark="properties",
+        date=time.strftime("%Y-%m-%d"),
+        machine={"processor": platform.processor() or platform.machine(), "threads": args.threads},
+        torch=torch.__version__,
+        python=sys.version.split()[0],
+    )
+    if "solves" in args.parts:
+        results["solves"] = solves(args.sizes, args.threads)
+    if "sample" in args.parts:
+        results["sample"] = sample(args.recipes)
+    write_json(out, results)
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Many realizations as Dask tasks: each core and its record written as its task ends.
+
+Tasks run on a Dask cluster (a local one by default, or an existing scheduler's workers); the
+client writes each realization (``<name>.npy`` and its sidecar ``<name>.npy.json``: the run's
+record, its unfitted 3D measures and properties) the moment its task ends. A worker that dies
+loses only the task it was running, which Dask runs again elsewhere; a rerun of the same
+ensemble skips every realization whose volume and sidecar are already there, intact.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_dmcr.checks import positive_integer, whole_number
+from napari_dmcr.ensembles.realization import check_realization, realize
+from napari_dmcr.errors import InputError
+from napari_dmcr.io.atomic import write_json
+from napari_dmcr.io.writers import file_sha256, read_sidecar, sidecar_path, write_volume
+from napari_dmcr.progress import Cancelled
+
+SUMMARY = "ensemble.json"
+
+
+def realization_name(slice_index, seed):
+    return f"slice{slice_index}_seed{seed}"
+
+
+def finished_record(path):
+    """The sidecar of a realization already written whole (volume and sidecar agree), else None."""
+    path = Path(path)
+    if not path.is_file() or not sidecar_path(path).is_file():
+        return None
+    try:
+        record = read_sidecar(path)
+    except InputError:
+        return None
+    return record if record.get("sha256") == file_sha256(path) and "measures" in record else None
+
+
+def _client(scheduler, workers):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler, timeout="20s"), None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_ensemble(
+    targets,
+    shape,
+    out,
+    *,
+    realizations=3,
+    seed=0,
+    method="dmcr",
+    options=None,
+    properties=None,
+    scheduler=None,
+    workers=None,
+    client=None,
+    on_result=None,
+    cancel=None,
+):
+    """Reconstruct ``realizations`` seeds of each target slice on a Dask cluster.
+
+    Parameters
+    ----------
+    targets : list of numpy.ndarray or dict
+        Labeled 2D slices (or dicts of three orthogonal slices); every one gets every seed.
+    shape : tuple of 3 int
+    out : str or Path
+        Folder of the realizations and the summary :data:`SUMMARY` (created if missing).
+    realizations : int
+        Seeds per slice: ``seed``, ``seed + 1``, ...
+    seed : int
+    method : {"dmcr", "yt"}
+    options : dict, optional
+        Engine settings (``phase``, ``descriptors``, ...), checked before anything starts.
+    properties : dict, optional
+        Keyword arguments of :func:`~napari_dmcr.properties.volume_properties`; None: skip them.
+    scheduler : str, optional
+        Address of an existing Dask scheduler; a local cluster by default.
+    workers : int, optional
+        Workers of the local cluster (one thread each); the machine's cores by default.
+    client : dask.distributed.Client, optional
+        A client to use as it is (the caller closes it).
+    on_result : callable, optional
+        Called with ``(name, record, written)`` as each realization is written (``written``
+        True) or found finished by an earlier run (False).
+    cancel : CancelToken, optional
+        Checked while the tasks run: the pending ones are cancelled (the finished ones stay
+        written) and :class:`~napari_dmcr.progress.Cancelled` is raised.
+
+    Returns
+    -------
+    dict
+        The summary written to ``out/ensemble.json``: the realizations' names, the mean and SD of
+        every measure and property, which were skipped as already finished, and the settings.
+    """
+    realizations = positive_integer("realizations", realizations)
+    seed = whole_number("seed", seed, 0)
+    options = dict(options or {})
+    phase = None
+    for target in targets:
+        phase = check_realization(target, shape, method, options)
+    if properties is not None:
+        from napari_dmcr.properties.summary import check_properties_settings
+
+        check_properties_settings(properties)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = {realization_name(i, s): (i, s) for i in range(len(targets)) for s in range(seed, seed + realizations)}
+    records, skipped = {}, []
+    for name in jobs:
+        record = finished_record(out / f"{name}.npy")
+        if record is not None:
+            records[name] = record
+            skipped.append(name)
+            if on_result is not None:
+                on_result(name, record, False)
+    pending = [name for name in jobs if name not in records]
+    start = time.perf_counter()
+    if pending:
+        own = client is None
+        cluster = None
+        if own:
+            client, cluster = _client(scheduler, workers or max(1, min(len(pending), os.cpu_count() or 1)))
+        try:
+            tasks = _submit(client, jobs, pending, targets, shape, method, options, properties)
+            _collect(client, tasks, jobs, out, records, on_result, cancel)
+        finally:
+            if own:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    summary = summarize({name: records[name] for name in jobs})
+    summary.update(
+        skipped=skipped,
+        seconds=time.perf_counter() - start,
+        settings={
+            "shape": list(shape),
+            "method": method,
+            "phase": phase,
+            "realizations": realizations,
+            "first_seed": seed,
+            "slices": len(targets),
+            "options": {key: value for key, value in options.items() if key != "initial"},
+            "properties": properties,
+            "scheduler": scheduler or "local",
+        },
+    )
+    write_json(out / SUMMARY, summary)
+    return summary
+
+
+def _submit(client, jobs, pending, targets, shape, method, options, properties):
+    """One task per pending realization; ``{future: name}``."""
+    scattered = client.scatter(list(targets), broadcast=True)
+    tasks = {}
+    for name in pending:
+        index, seed = jobs[name]
+        future = client.submit(
+            realize,
+            scattered[index],
+            tuple(shape),
+            seed,
+            method,
+            options,
+            properties,
+            key=f"dmcr-{name}-{os.getpid()}-{time.time_ns()}",
+            pure=False,
+        )
+        tasks[future] = name
+    return tasks
+
+
+def _collect(client, tasks, jobs, out, records, on_result, cancel):
+    """Write each realization as its task ends (polling, so that a cancel is seen within 0.5 s)."""
+    from dask.distributed import wait
+
+    remaining = dict(tasks)
+    while remaining:
+        if cancel is not None and cancel.cancelled:
+            client.cancel(list(remaining))
+            raise Cancelled()
+        try:
+            done = wait(list(remaining), timeout=0.5, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            continue
+        for future in done:
+            name = remaining.pop(future)
+            result = future.result()
+            record = {**result["record"], "name": name, "slice": jobs[name][0]}
+            write_volume(out / f"{name}.npy", result["labels"], parameters=record)
+            records[name] = read_sidecar(out / f"{name}.npy")
+            if on_result is not None:
+                on_result(name, records[name], True)
+
+
+def _flat(record):
+    """Scalar measures and per-axis properties of one realization as ``{name: value}``."""
+    values = {f"measures.{key}": value for key, value in record.get("measures", {}).items()}
+    properties = record.get("properties") or {}
+    for key in ("tortuosity", "diffusivity", "young_modulus"):
+        for axis, value in zip(properties.get("axes", ()), properties.get(key, ())):
+            values[f"properties.{key}_{axis}"] = value
+    return values
+
+
+def summarize(records):
+    """Mean, SD, minimum and maximum over the realizations of every measure and property."""
+    flat = {name: _flat(record) for name, record in records.items()}
+    keys = sorted({key for values in flat.values() for key in values})
+    statistics = {}
+    for key in keys:
+        values = np.array([v[key] for v in flat.values() if v.get(key) is not None], float)
+        values = values[np.isfinite(values)]
+        if values.size:
+            statistics[key] = {
+                "mean": float(values.mean()),
+                "sd": float(values.std(ddof=1)) if values.size > 1 else 0.0,
+                "min": float(values.min()),
+                "max": float(values.max()),
+                "count": int(values.size),
+            }
+    return {"realizations": sorted(records), "statistics": statistics, "values": flat}

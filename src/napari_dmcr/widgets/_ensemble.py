@@ -1,0 +1,162 @@
+"""The "Ensemble" dock widget: many seeds of one slice on a local Dask cluster, and their spread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, ProgressBar, PushButton, SpinBox
+from napari.layers import Labels
+from napari.qt.threading import create_worker
+from qtpy.QtWidgets import QWidget
+
+from napari_dmcr.ensembles import SUMMARY, run_ensemble
+from napari_dmcr.errors import InputError
+from napari_dmcr.plotting.ensemble import draw_ensemble
+from napari_dmcr.progress import Cancelled, CancelToken
+from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
+from napari_dmcr.reconstruction.relay import relay
+from napari_dmcr.widgets._body import scrolling_body
+from napari_dmcr.widgets._canvas import ThemedCanvas
+from napari_dmcr.widgets._layers import current_slice, layer_choices
+from napari_dmcr.widgets._messages import StatusLine
+
+
+def ensemble_steps(target, shape, out, realizations, workers, properties, cancel):
+    """Run :func:`run_ensemble` in a helper thread; yield ``(finished, name)``; return the summary."""
+
+    def work(emit):
+        finished = []
+
+        def on_result(name, record, written):
+            finished.append(name)
+            emit((len(finished), name))
+
+        return run_ensemble(
+            [target],
+            shape,
+            out,
+            realizations=realizations,
+            options={"device": "cpu"},
+            properties=properties,
+            workers=workers,
+            on_result=on_result,
+            cancel=cancel,
+        )
+
+    return (yield from relay(work, cancel))
+
+
+class EnsembleWidget(QWidget):
+    """Reconstruct N seeds of the shown slice as Dask tasks; plot the spread of their measures.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+    """
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.summary = None
+        self._worker = None
+        self._cancel = None
+        self._slice = ComboBox(label="slice (Labels)", choices=lambda _: layer_choices(self.viewer, Labels))
+        self._side = SpinBox(label="core side (voxels)", min=8, max=256, step=8, value=32)
+        self._realizations = SpinBox(label="realizations (seeds)", min=1, max=1000, value=4)
+        self._workers = SpinBox(label="local workers", min=1, max=64, value=2)
+        self._properties = CheckBox(text="diffusivity and stiffness of each core", value=True)
+        self._material = ComboBox(label="phase moduli", choices=sorted(MATERIALS), value=DEFAULT_MATERIAL)
+        self._out = FileEdit(label="output folder", mode="d", value=str(Path.cwd() / "ensemble"))
+        self._run_button = PushButton(text="Run ensemble")
+        self._cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="done", min=0, max=1, value=0)
+        self.status = StatusLine()
+        self._form = Container(
+            widgets=[
+                self._slice,
+                self._side,
+                self._realizations,
+                self._workers,
+                self._properties,
+                self._material,
+                self._out,
+                self._run_button,
+                self._cancel_button,
+                self.progress,
+                self.status,
+            ]
+        )
+        self.canvas = ThemedCanvas(self.viewer, height_px=360)
+        scrolling_body(self, self._form.native, self.canvas)
+        self._run_button.changed.connect(self.run)
+        self._cancel_button.changed.connect(self.cancel)
+
+    def reset_choices(self, event=None):
+        """Refresh the layer list (napari calls this when layers are added or removed)."""
+        self._form.reset_choices()
+
+    def run(self, value=None):
+        """Start the ensemble in a worker thread; finished cores are on disk as they end."""
+        try:
+            if self._slice.value is None:
+                raise InputError("choose the slice to reconstruct from (a Labels layer)")
+            target, _ = current_slice(self._slice.value, self.viewer)
+            out = Path(self._out.value)
+            if out.name in ("", "."):
+                raise InputError("choose an output folder")
+        except InputError as error:
+            self.status.error(error)
+            return
+        side = self._side.value
+        properties = {"material": self._material.value} if self._properties.value else None
+        self._cancel = CancelToken()
+        self.progress.max = self._realizations.value
+        self.progress.value = 0
+        self._run_button.enabled = False
+        self._cancel_button.enabled = True
+        self.status.info(f"starting {self._workers.value} workers for {self._realizations.value} cores ...")
+        self._worker = create_worker(
+            ensemble_steps,
+            np.asarray(target),
+            (side, side, side),
+            out,
+            self._realizations.value,
+            self._workers.value,
+            properties,
+            self._cancel,
+            _start_thread=False,
+            _connect={"yielded": self._on_step, "returned": self._show, "errored": self._on_error},
+        )
+        self._worker.finished.connect(self._on_finished)
+        self._worker.start()
+
+    def cancel(self, value=None):
+        """Stop the pending tasks; the cores already written stay."""
+        if self._cancel is not None:
+            self._cancel.cancel()
+            self.status.info("cancelling: the cores already written are kept ...")
+
+    def _on_step(self, step):
+        finished, name = step
+        self.progress.value = finished
+        self.status.info(f"{finished}/{self.progress.max} cores: {name} written")
+
+    def _show(self, summary):
+        self.summary = summary
+        self.progress.value = self.progress.max
+        self.canvas.paint(lambda figure: draw_ensemble(figure, summary))
+        kept = f" ({len(summary['skipped'])} found finished)" if summary["skipped"] else ""
+        self.status.info(f"{len(summary['realizations'])} cores{kept}; summary in {SUMMARY}", notify=True)
+
+    def _on_error(self, error):
+        if isinstance(error, Cancelled):
+            self.status.info("cancelled: the cores already written are kept")
+        else:
+            self.status.error(error)
+
+    def _on_finished(self):
+        self._worker = None
+        self._cancel = None
+        self._run_button.enabled = True
+        self._cancel_button.enabled = False
