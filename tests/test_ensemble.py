@@ -107,3 +107,40 @@ def test_bad_settings_fail_before_a_cluster_starts(tmp_path, target, kwargs, mes
     with pytest.raises(InputError, match=message):
         run_ensemble([target], (12, 12, 12), tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_task_keeps_the_others_and_says_so_after_writing_them(tmp_path, target):
+    three_labels = target.copy()
+    three_labels[:8, :8] = 2  # no modulus given for label 2: its tasks fail on the worker
+    options = {"device": "cpu", "max_iter": 5}
+    properties = {"young": (1.0, 2.0), "poisson": (0.2, 0.2), "elastic": True}
+    with pytest.raises(InputError, match=r"1 of 2 realizations failed .*slice1_seed0.*for each label"):
+        run_ensemble(
+            [target, three_labels],
+            (12, 12, 12),
+            tmp_path,
+            options=options,
+            properties=properties,
+            realizations=1,
+            workers=1,
+        )
+    summary = json.loads((tmp_path / SUMMARY).read_text())
+    assert summary["realizations"] == ["slice0_seed0"] and list(summary["failed"]) == ["slice1_seed0"]
+    assert (tmp_path / "slice0_seed0.npy").is_file() and not (tmp_path / "slice1_seed0.npy").exists()
+
+
+def test_a_rerun_with_other_settings_is_refused_and_replaces_nothing(tmp_path, target):
+    options = {"device": "cpu", "max_iter": 5}
+    run_ensemble([target], (12, 12, 12), tmp_path, realizations=1, options=options, workers=1)
+    before = (tmp_path / "slice0_seed0.npy").read_bytes()
+    with pytest.raises(InputError, match="made with other settings"):
+        run_ensemble([target], (16, 16, 16), tmp_path, realizations=1, options=options, workers=1)
+    assert (tmp_path / "slice0_seed0.npy").read_bytes() == before
+
+
+def test_a_sidecar_that_is_not_text_is_made_again(tmp_path, target):
+    options = {"device": "cpu", "max_iter": 5}
+    run_ensemble([target], (12, 12, 12), tmp_path, realizations=1, options=options, workers=1)
+    (tmp_path / "slice0_seed0.npy.json").write_bytes(b'{"sha256": "\xff\xfe')
+    summary = run_ensemble([target], (12, 12, 12), tmp_path, realizations=1, options=options, workers=1)
+    assert summary["skipped"] == [] and json.loads((tmp_path / "slice0_seed0.npy.json").read_text())["seed"] == 0

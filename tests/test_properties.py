@@ -106,7 +106,7 @@ def test_a_homogeneous_block_keeps_its_moduli():
 
 
 def _hashin_shtrikman(fractions, bulk, shear):
-    """Lower and upper bounds of the bulk and shear moduli; phase 1 the stiffer in both."""
+    """Lower and upper bounds of the bulk and shear moduli; the first phase the softer in both."""
     (f1, f2), (k1, k2), (g1, g2) = fractions, bulk, shear
     k_low = k1 + f2 / (1 / (k2 - k1) + 3 * f1 / (3 * k1 + 4 * g1))
     k_high = k2 + f1 / (1 / (k1 - k2) + 3 * f2 / (3 * k2 + 4 * g2))
@@ -203,3 +203,34 @@ def test_evaluate_puts_the_properties_beside_the_truths(tmp_path):
     assert compared["differences"]["young_modulus"] == pytest.approx(expected)
     with pytest.raises(InputError, match="3D reconstruction"):
         evaluate(truth[6], recon[6], properties={})
+
+
+def test_a_single_straight_channel_is_solved_exactly_without_dividing_by_zero():
+    assert diffusion(np.ones((1, 1, 1), np.uint8), 1, 0)["tortuosity"] == pytest.approx(1.0)
+    channels = np.zeros((5, 6, 6), np.uint8)
+    channels[:, ::2, ::2] = 1  # isolated straight channels along z
+    assert diffusion(channels, 1, 0)["diffusivity"] == pytest.approx(channels.mean())
+    with pytest.raises(InputError, match=r"axis must be one of 0\.\.2"):
+        diffusion(channels, 1, 3)
+
+
+def test_a_stiff_phase_without_a_load_path_has_modulus_zero_along_it():
+    sheets = np.zeros((8, 8, 8), np.uint8)
+    sheets[:, :, 3:5] = 1  # solid sheets normal to x, pores between: no load path along x
+    result = elastic_properties(sheets, (0.0, 1.0), (0.0, 0.2))
+    assert result["young_modulus"] == pytest.approx([0.25, 0.25, 0.0], abs=1e-6)
+    assert result["poisson_ratio"][2] == [None] * 3 and result["poisson_ratio"][0][2] is None
+    assert any("no load path along xx" in note for note in result["notes"])
+    grains = np.zeros((8, 8, 8), np.uint8)
+    grains[2:5, 2:5, 2:5] = 1  # one grain in an empty cell
+    assert elastic_properties(grains, (0.0, 1.0), (0.0, 0.2))["young_modulus"] == [0.0] * 3
+
+
+def test_a_truth_that_cannot_be_solved_fails_before_the_reconstruction_is():
+    from napari_dmcr.properties import compare_properties
+
+    recon = random_volume((8, 8, 8), 0.5, seed=1)
+    truth = recon.copy()
+    truth[0, 0, 0] = 2  # a label without moduli
+    with pytest.raises(InputError, match=r"for each label 0\.\.2"):
+        compare_properties(recon, truth, phase=1, young=(1.0, 2.0), poisson=(0.1, 0.1), device="cpu")

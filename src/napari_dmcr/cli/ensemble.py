@@ -25,6 +25,7 @@ def add_parser(subparsers):
     add("--seed", type=int, default=0, help="first seed (default: %(default)s)")
     add("--phase", type=int, help="label to match (default: the minority phase)")
     add("--descriptors", help="dmcr preset (auto, cpu, paper, ...; default: the engine's)")
+    add("--device", default="auto", help="torch device on each worker: auto, cpu or cuda (default: %(default)s)")
     add("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
     add("--workers", type=int, help="workers of the local cluster (default: the cores)")
     add("--no-properties", action="store_true", help="skip the transport and elastic properties")
@@ -47,12 +48,12 @@ def run(args):
     targets = [read_image(path, ndim=2) for path in args.slices]
     options = {"phase": args.phase}
     if args.method == "dmcr":
-        options.update(device="cpu")
+        options.update(device=args.device)
         if args.descriptors:
             options["descriptors"] = args.descriptors
     properties = None
     if not args.no_properties:
-        properties = {"material": args.material, "young": args.young, "poisson": args.poisson}
+        properties = {"material": args.material, "young": args.young, "poisson": args.poisson, "device": args.device}
         properties["elastic"] = not args.no_elastic
 
     def report(name, record, written):

@@ -8,6 +8,7 @@ import torch
 
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.structure import structure_measures
+from napari_dmcr.labels import minority_label
 
 
 def check_realization(target, shape, method="dmcr", options=None):
@@ -59,6 +60,8 @@ def realize(target, shape, seed, method="dmcr", options=None, properties=None, t
 
         result = run_reconstruction(target, shape, seed=seed, **options)
     labels, phase = result.labels, result.parameters["phase"]
+    if phase is None:  # a multi-phase run matches every label: measure the minority one
+        phase = minority_label([labels])
     record = result.record()
     record.pop("history", None)  # per-iteration history stays out of an ensemble's sidecars
     record["seed"] = int(seed)

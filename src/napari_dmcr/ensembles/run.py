@@ -9,6 +9,8 @@ ensemble skips every realization whose volume and sidecar are already there, int
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -29,8 +31,24 @@ def realization_name(slice_index, seed):
     return f"slice{slice_index}_seed{seed}"
 
 
-def finished_record(path):
-    """The sidecar of a realization already written whole (volume and sidecar agree), else None."""
+def ensemble_key(targets, shape, method, options, properties):
+    """A digest of everything that makes a realization: its slices, shape, engine and settings."""
+    digest = hashlib.sha256()
+    for target in targets:
+        images = target.values() if isinstance(target, dict) else [target]
+        for image in images:
+            image = np.ascontiguousarray(image)
+            digest.update(f"{image.shape}{image.dtype}".encode())
+            digest.update(image.tobytes())
+    settings = {key: value for key, value in options.items() if key != "initial"}
+    text = json.dumps([list(shape), method, settings, properties], sort_keys=True, default=str)
+    digest.update(text.encode())
+    return digest.hexdigest()
+
+
+def finished_record(path, key):
+    """The sidecar of a realization already written whole (volume and sidecar agree) with the
+    settings ``key``, else None; one made with other settings is refused (it is never replaced)."""
     path = Path(path)
     if not path.is_file() or not sidecar_path(path).is_file():
         return None
@@ -38,7 +56,14 @@ def finished_record(path):
         record = read_sidecar(path)
     except InputError:
         return None
-    return record if record.get("sha256") == file_sha256(path) and "measures" in record else None
+    if record.get("sha256") != file_sha256(path) or "measures" not in record:
+        return None  # damaged or cut short: made again
+    if record.get("ensemble_key") != key:
+        raise InputError(
+            f"{path} was made with other settings (slices, shape, method or options); "
+            "choose another output folder, or move it away to make it again"
+        )
+    return record
 
 
 def _client(scheduler, workers):
@@ -100,7 +125,8 @@ def run_ensemble(
     -------
     dict
         The summary written to ``out/ensemble.json``: the realizations' names, the mean and SD of
-        every measure and property, which were skipped as already finished, and the settings.
+        every measure and property, which were skipped as already finished, which failed (their
+        errors; :class:`InputError` is raised after the summary is written) and the settings.
     """
     realizations = positive_integer("realizations", realizations)
     seed = whole_number("seed", seed, 0)
@@ -113,17 +139,16 @@ def run_ensemble(
 
         check_properties_settings(properties)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    key = ensemble_key(targets, shape, method, options, properties)
     jobs = {realization_name(i, s): (i, s) for i in range(len(targets)) for s in range(seed, seed + realizations)}
-    records, skipped = {}, []
-    for name in jobs:
-        record = finished_record(out / f"{name}.npy")
-        if record is not None:
-            records[name] = record
-            skipped.append(name)
-            if on_result is not None:
-                on_result(name, record, False)
+    records = {name: record for name in jobs if (record := finished_record(out / f"{name}.npy", key)) is not None}
+    skipped = list(records)
+    for name in skipped:
+        if on_result is not None:
+            on_result(name, records[name], False)
+    out.mkdir(parents=True, exist_ok=True)
     pending = [name for name in jobs if name not in records]
+    failed = {}
     start = time.perf_counter()
     if pending:
         own = client is None
@@ -132,15 +157,16 @@ def run_ensemble(
             client, cluster = _client(scheduler, workers or max(1, min(len(pending), os.cpu_count() or 1)))
         try:
             tasks = _submit(client, jobs, pending, targets, shape, method, options, properties)
-            _collect(client, tasks, jobs, out, records, on_result, cancel)
+            failed = _collect(client, tasks, jobs, key, out, records, on_result, cancel)
         finally:
             if own:
                 client.close()
                 if cluster is not None:
                     cluster.close()
-    summary = summarize({name: records[name] for name in jobs})
+    summary = summarize(records)
     summary.update(
         skipped=skipped,
+        failed=failed,
         seconds=time.perf_counter() - start,
         settings={
             "shape": list(shape),
@@ -155,6 +181,12 @@ def run_ensemble(
         },
     )
     write_json(out / SUMMARY, summary)
+    if failed:
+        name, message = next(iter(failed.items()))
+        raise InputError(
+            f"{len(failed)} of {len(jobs)} realizations failed ({name}: {message}); the others are written "
+            f"in {out} and {SUMMARY} lists the failures; a rerun makes only the missing ones"
+        )
     return summary
 
 
@@ -179,11 +211,12 @@ def _submit(client, jobs, pending, targets, shape, method, options, properties):
     return tasks
 
 
-def _collect(client, tasks, jobs, out, records, on_result, cancel):
-    """Write each realization as its task ends (polling, so that a cancel is seen within 0.5 s)."""
+def _collect(client, tasks, jobs, key, out, records, on_result, cancel):
+    """Write each realization as its task ends (polling, so that a cancel is seen within 0.5 s);
+    a task that raised is recorded and the others go on. Returns ``{name: error message}``."""
     from dask.distributed import wait
 
-    remaining = dict(tasks)
+    remaining, failed = dict(tasks), {}
     while remaining:
         if cancel is not None and cancel.cancelled:
             client.cancel(list(remaining))
@@ -194,12 +227,17 @@ def _collect(client, tasks, jobs, out, records, on_result, cancel):
             continue
         for future in done:
             name = remaining.pop(future)
-            result = future.result()
-            record = {**result["record"], "name": name, "slice": jobs[name][0]}
+            try:
+                result = future.result()
+            except Exception as error:  # the task's own error (a lost worker is retried by Dask)
+                failed[name] = f"{type(error).__name__}: {error}"
+                continue
+            record = {**result["record"], "name": name, "slice": jobs[name][0], "ensemble_key": key}
             write_volume(out / f"{name}.npy", result["labels"], parameters=record)
             records[name] = read_sidecar(out / f"{name}.npy")
             if on_result is not None:
                 on_result(name, records[name], True)
+    return failed
 
 
 def _flat(record):

@@ -199,8 +199,8 @@ def read_sidecar(path):
     if not sidecar.is_file():
         return {}
     try:
-        data = json.loads(sidecar.read_text())
-    except json.JSONDecodeError as error:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{sidecar}: not valid JSON ({error}); fix or remove it") from None
     if not isinstance(data, dict):
         raise InputError(f"{sidecar}: expected a JSON object of parameters")

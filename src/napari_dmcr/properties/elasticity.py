@@ -175,6 +175,39 @@ def _solve(problem, macro, tolerance, max_iter, cancel):
     return stress.mean(dim=(1, 2, 3), dtype=torch.float64).cpu().numpy(), iterations, residual
 
 
+# Stiffness eigenvalues below this fraction of the stiffest phase's modulus are no load path (a
+# stiff phase that does not hold together through pores): the solves' tolerance leaves ~1e-5 there.
+FLOPPY = 1e-4
+
+
+def engineering_constants(stiffness, scale):
+    """Young's moduli, shear moduli and Poisson ratios of a Voigt stiffness; a direction without
+    a load path gets modulus 0 and no Poisson ratios.
+
+    Eigenmodes of the stiffness under ``FLOPPY`` x ``scale`` (the stiffest phase's modulus) cost
+    no energy; a stress with a part along one of them is carried by nothing. The compliance is the
+    inverse on the other modes (the plain inverse when there are none).
+    """
+    values, vectors = np.linalg.eigh(0.5 * (stiffness + stiffness.T))
+    stiff = values > FLOPPY * scale
+    compliance = (vectors[:, stiff] / values[stiff]) @ vectors[:, stiff].T
+    carried = np.sum(vectors[:, ~stiff] ** 2, axis=1) < 1e-3
+    moduli = [1.0 / compliance[i, i] if carried[i] else 0.0 for i in range(6)]
+    ratios = [
+        [
+            None if not (carried[i] and carried[j]) else (0.0 if i == j else float(-compliance[i, j] * moduli[i]))
+            for j in range(3)
+        ]
+        for i in range(3)
+    ]
+    notes = [
+        f"no load path along {VOIGT_NAMES[i]}: the stiff phase does not hold together that way, modulus 0"
+        for i in range(6)
+        if not carried[i]
+    ]
+    return [float(m) for m in moduli[:3]], [float(m) for m in moduli[3:]], ratios, notes
+
+
 def elastic_properties(volume, young, poisson, *, device="cpu", tolerance=TOLERANCE, max_iter=MAX_ITER, cancel=None):
     """Effective stiffness, Young's moduli and Poisson ratios of a labeled 3D volume.
 
@@ -199,7 +232,8 @@ def elastic_properties(volume, young, poisson, *, device="cpu", tolerance=TOLERA
         ``stiffness`` (6 x 6, Voigt order :data:`VOIGT_NAMES`, the unit of ``young``),
         ``young_modulus`` and ``shear_modulus`` per axis (z, y, x; shear in the yx, zx, zy
         planes), ``poisson_ratio`` (3 x 3: ``[i][j]`` the contraction along j under a stress along
-        i), ``iterations`` and ``residuals`` per load case, ``converged``.
+        i; None along a direction without a load path), ``notes``, ``iterations`` and
+        ``residuals`` per load case, ``converged``.
     """
     volume = check_labels(volume, ndims=(3,), what="the volume")
     young, poisson = check_moduli(young, poisson, np.unique(volume))
@@ -211,15 +245,13 @@ def elastic_properties(volume, young, poisson, *, device="cpu", tolerance=TOLERA
         stiffness[:, case], count, residual = _solve(problem, macro, tolerance, max_iter, cancel)
         iterations.append(count)
         residuals.append(residual)
-    compliance = np.linalg.inv(0.5 * (stiffness + stiffness.T))
-    young_modulus = 1.0 / np.diag(compliance)[:3]
-    ratios = -compliance[:3, :3] * young_modulus[:, None]
-    np.fill_diagonal(ratios, 0.0)
+    young_modulus, shear_modulus, ratios, notes = engineering_constants(stiffness, float(young.max()))
     return {
         "stiffness": stiffness.tolist(),
-        "young_modulus": young_modulus.tolist(),
-        "shear_modulus": (1.0 / np.diag(compliance)[3:]).tolist(),
-        "poisson_ratio": ratios.tolist(),
+        "young_modulus": young_modulus,
+        "shear_modulus": shear_modulus,
+        "poisson_ratio": ratios,
+        "notes": notes,
         "iterations": iterations,
         "residuals": residuals,
         "converged": max(residuals) <= tolerance,

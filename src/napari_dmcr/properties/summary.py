@@ -18,6 +18,13 @@ from napari_dmcr.reconstruction.settings import resolve_device
 
 AXES = ("z", "y", "x")
 PER_AXIS = ("tortuosity", "diffusivity", "young_modulus")
+VOLUME_DEFAULTS = {
+    "young": None,
+    "poisson": None,
+    "material": DEFAULT_MATERIAL,
+    "device": "cpu",
+    "elastic": True,
+}
 
 
 def volume_properties(
@@ -67,13 +74,7 @@ def volume_properties(
     >>> [round(value, 6) for value in result["diffusivity"]], result["tortuosity"][2]
     ([0.5, 0.5, 0.0], None)
     """
-    volume = check_labels(volume, ndims=(3,), what="the volume")
-    phase = minority_label([volume]) if phase is None else int(phase)
-    check_phase_mask(volume, phase)
-    device = resolve_device(device)
-    young, poisson = phase_moduli(material, young, poisson)
-    if elastic:
-        check_moduli(young, poisson, np.unique(volume))
+    volume, phase, young, poisson, device = check_volume(volume, phase, young, poisson, material, device, elastic)
     result = {"axes": list(AXES), "notes": []}
     solver = {"diffusion": []}
     for axis, name in enumerate(AXES):
@@ -89,6 +90,10 @@ def volume_properties(
             result["notes"].append(
                 f"phase {phase} does not cross the volume along {name}: diffusivity 0, no tortuosity"
             )
+        elif not solve["converged"]:
+            result["notes"].append(
+                f"the diffusion solve along {name} stopped at its iteration cap before its tolerance"
+            )
     if elastic:
         start = time.perf_counter()
         moduli = elastic_properties(volume, young, poisson, device=device, cancel=cancel)
@@ -96,6 +101,7 @@ def volume_properties(
         solver["elasticity"] = {
             key: moduli[key] for key in ("iterations", "residuals", "converged", "symmetry_error")
         } | {"seconds": time.perf_counter() - start}
+        result["notes"] += moduli["notes"]
         if not moduli["converged"]:
             result["notes"].append("the elastic solve stopped at its iteration cap before its tolerance")
     result["solver"] = solver
@@ -116,6 +122,18 @@ def volume_properties(
     return result
 
 
+def check_volume(volume, phase, young, poisson, material, device, elastic):
+    """A volume and its settings, checked; ``(volume, phase, young, poisson, device)``."""
+    volume = check_labels(volume, ndims=(3,), what="the volume")
+    phase = minority_label([volume]) if phase is None else int(phase)
+    check_phase_mask(volume, phase)
+    device = resolve_device(device)
+    young, poisson = phase_moduli(material, young, poisson)
+    if elastic:
+        check_moduli(young, poisson, np.unique(volume))
+    return volume, phase, young, poisson, device
+
+
 def check_properties_settings(settings):
     """Check the keyword arguments of :func:`volume_properties` that do not need the volume."""
     unknown = set(settings) - {"young", "poisson", "material", "device", "elastic"}
@@ -134,6 +152,10 @@ def compare_properties(reconstruction, truth=None, phase=None, **settings):
     """:func:`volume_properties` of a reconstruction and of a true volume, and their relative
     differences per axis (``{"reconstruction", "truth", "differences"}``; no truth: the first)."""
     check_properties_settings(settings)
+    checked = {key: settings.get(key, default) for key, default in VOLUME_DEFAULTS.items()}
+    phase = check_volume(reconstruction, phase, **checked)[1]
+    if truth is not None:  # both volumes pass their checks before either is solved
+        check_volume(truth, phase, **checked)
     compared = {"reconstruction": volume_properties(reconstruction, phase, **settings)}
     if truth is not None:
         compared["truth"] = volume_properties(truth, compared["reconstruction"]["parameters"]["phase"], **settings)

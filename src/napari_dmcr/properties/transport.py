@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.common import check_phase_mask
 
 TOLERANCE = 1e-6  # relative residual of the linear solve: tortuosity to about 5 digits
@@ -95,7 +96,9 @@ def diffusion(volume, phase, axis=0, *, device="cpu", tolerance=TOLERANCE, max_i
         ``converged`` and ``flux_mismatch`` (inlet against outlet flux, relative).
     """
     mask = check_phase_mask(volume, phase)
-    axis = int(axis)
+    if not -mask.ndim <= int(axis) < mask.ndim:
+        raise InputError(f"axis must be one of 0..{mask.ndim - 1} for a {mask.ndim}D volume, got {axis}")
+    axis = int(axis) % mask.ndim
     fraction = float(mask.mean())
     active = conducting_voxels(mask, axis)
     if not active.any():
@@ -148,7 +151,7 @@ def _conjugate_gradients(operator, b, tolerance, max_iter, cancel):
     p = z.clone()
     rz, norm_b = _dot(r, z), _dot(b, b) ** 0.5
     iterations = 0
-    while iterations < max_iter:
+    while iterations < max_iter and rz > 0:  # rz = 0: solved exactly (one straight channel)
         alpha = rz / _dot(p, operator(p, ap))
         x.add_(p, alpha=alpha)
         r.add_(ap, alpha=-alpha)
