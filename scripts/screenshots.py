@@ -4,9 +4,10 @@ Run from the repository root (starts its own Xvfb display when there is none)::
 
     .venv/bin/python scripts/screenshots.py
 
-It opens the synthetic conglomerate sample, characterizes it, runs a small 48^3 reconstruction
-on the CPU (screenshot while it runs, in 3D), smooths, compares and exports the result, and
-writes one PNG per step to docs/images/. Takes about two minutes on two cores.
+It opens the synthetic conglomerate sample, characterizes it, runs a small 64^3 reconstruction
+on the CPU (screenshot while it runs, in 3D), smooths, compares (S2, then the properties beside a
+64^3 piece of the truth) and exports the result, runs a 4-seed ensemble of 32^3 cores, and writes
+one PNG per step to docs/images/. Takes about four minutes on two cores.
 """
 
 from __future__ import annotations
@@ -106,6 +107,29 @@ def main():
     compare.compare()
     wait(lambda: compare._worker is None)
     shoot("compare_s2")
+
+    # The properties tab: a 64^3 corner of the sample's 128^3 truth (the core's clast scale).
+    from napari_dmcr.samples import conglomerate_volume
+
+    truth = viewer.add_labels(conglomerate_volume((128,) * 3, seed=0)[:64, :64, :64], name="truth 64^3", visible=False)
+    compare._truth.value = truth
+    compare._properties.value = True
+    compare.compare()
+    wait(lambda: compare._worker is None)
+    compare._tabs.setCurrentIndex(2)
+    shoot("compare_properties")
+
+    ensemble = open_only("Ensemble")
+    ensemble._slice.value = viewer.layers["conglomerate slice"]
+    ensemble._side.value = 32
+    ensemble._realizations.value = 4
+    ensemble._workers.value = 2
+    with tempfile.TemporaryDirectory() as folder:
+        ensemble._out.value = Path(folder) / "ensemble"
+        ensemble.run()
+        wait(lambda: ensemble._worker is None)
+        assert ensemble.summary is not None, ensemble.status.value
+        shoot("ensemble_widget")
 
     export = open_only("Export")
     export._labels.value = result

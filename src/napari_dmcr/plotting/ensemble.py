@@ -1,4 +1,5 @@
-"""The spread of an ensemble: one strip of points per measure and property, scaled by its mean."""
+"""The spread of an ensemble: one strip of points per measure and property, scaled by its mean
+(measures whose mean can be near 0, as the Euler characteristic, are in ensemble.json only)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from matplotlib.figure import Figure
 SHOWN = (
     "measures.fraction",
     "measures.largest_cluster",
-    "measures.euler_26",
+    "measures.clusters",
     "measures.chord_phase_z",
     "measures.thickness_phase",
     "measures.specific_surface",
