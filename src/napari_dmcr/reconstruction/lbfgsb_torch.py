@@ -12,7 +12,7 @@ Each iteration follows Byrd, Lu, Nocedal and Zhu (1995) as SciPy's L-BFGS-B does
    most :data:`MAX_LINE_SEARCH` evaluations;
 3. the pair ``(s, y)`` enters the history when its curvature ``s.y`` is positive.
 
-Field, gradient, history (a preallocated ``n x 2m`` buffer) and every product over the
+Field, gradient, history (a preallocated ``2m x n`` buffer) and every product over the
 variables stay on the device; the host sees the loss each line-search trial needs and
 ``2m x 2m`` matrices. The stopping rules are SciPy's: ``max_iter`` iterations,
 ``max_evaluations`` evaluations, the relative reduction
