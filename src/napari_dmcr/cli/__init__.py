@@ -35,6 +35,31 @@ def add_vgg19_weights_option(parser):
     parser.add_argument("--vgg19-weights", help="normalized VGG-19 .npz (see docs/descriptors.md)")
 
 
+def add_moduli_options(parser, what="the properties"):
+    """``--material``, ``--young``, ``--poisson``: the phase moduli of the sub-commands that
+    compute properties; :func:`moduli_settings` reads them back."""
+    from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
+
+    parser.add_argument(
+        "--material",
+        choices=sorted(MATERIALS),
+        default=DEFAULT_MATERIAL,
+        help=f"phase moduli of {what} where --young/--poisson are not given (default: %(default)s; "
+        "see docs/properties.md)",
+    )
+    parser.add_argument(
+        "--young", type=float, nargs="+", metavar="E", help="Young's modulus of each label, in label order"
+    )
+    parser.add_argument(
+        "--poisson", type=float, nargs="+", metavar="NU", help="Poisson ratio of each label, in label order"
+    )
+
+
+def moduli_settings(args):
+    """The property settings of :func:`add_moduli_options`."""
+    return {"material": args.material, "young": args.young, "poisson": args.poisson}
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_dmcr.cli import add_moduli_options, moduli_settings
+
 
 def add_parser(subparsers):
-    from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
-
     parser = subparsers.add_parser(
         "ensemble",
         help="reconstruct many seeds (and slices) as Dask tasks; the spread of their measures",
@@ -30,9 +30,7 @@ def add_parser(subparsers):
     add("--workers", type=int, help="workers of the local cluster (default: the cores)")
     add("--no-properties", action="store_true", help="skip the transport and elastic properties")
     add("--no-elastic", action="store_true", help="transport properties only")
-    add("--material", choices=sorted(MATERIALS), default=DEFAULT_MATERIAL, help="phase moduli (default: %(default)s)")
-    add("--young", type=float, nargs="+", metavar="E", help="Young's modulus of each label, in label order")
-    add("--poisson", type=float, nargs="+", metavar="NU", help="Poisson ratio of each label, in label order")
+    add_moduli_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -53,7 +51,7 @@ def run(args):
             options["descriptors"] = args.descriptors
     properties = None
     if not args.no_properties:
-        properties = {"material": args.material, "young": args.young, "poisson": args.poisson, "device": args.device}
+        properties = {**moduli_settings(args), "device": args.device}
         properties["elastic"] = not args.no_elastic
 
     def report(name, record, written):

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_dmcr.cli import add_vgg19_weights_option
+from napari_dmcr.cli import add_moduli_options, add_vgg19_weights_option, moduli_settings
 
 
 def add_parser(subparsers):
-    from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
-
     parser = subparsers.add_parser(
         "evaluate",
         help="compare a reconstruction with its original slice (and a true volume)",
@@ -39,9 +37,7 @@ def add_parser(subparsers):
     )
     add("--properties", action="store_true", help="also diffusivity, tortuosity and stiffness per axis (3D)")
     add("--properties-phase", type=int, help="conducting label of --properties (default: the minority label)")
-    add("--material", choices=sorted(MATERIALS), default=DEFAULT_MATERIAL, help="phase moduli of --properties")
-    add("--young", type=float, nargs="+", metavar="E", help="Young's modulus of each label (--properties)")
-    add("--poisson", type=float, nargs="+", metavar="NU", help="Poisson ratio of each label (--properties)")
+    add_moduli_options(parser, "--properties")
     parser.set_defaults(run=run)
 
 
@@ -89,13 +85,7 @@ def run(args):
 def _properties(args):
     if not args.properties:
         return None
-    return {
-        "phase": args.properties_phase,
-        "material": args.material,
-        "young": args.young,
-        "poisson": args.poisson,
-        "device": "cpu",
-    }
+    return {"phase": args.properties_phase, **moduli_settings(args), "device": "cpu"}
 
 
 def _print_properties(compared):

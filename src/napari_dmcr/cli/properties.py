@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_dmcr.cli import add_moduli_options, moduli_settings
+
 
 def add_parser(subparsers):
-    from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
-
     parser = subparsers.add_parser(
         "properties",
         help="effective diffusivity, tortuosity and stiffness of a labeled 3D volume",
@@ -19,14 +19,7 @@ def add_parser(subparsers):
     add = parser.add_argument
     add("volume", help="labeled 3D volume (.npy, .tif, .vti, .raw with --raw-shape)")
     add("--phase", type=int, help="conducting label, e.g. the pores (default: the minority label)")
-    add("--young", type=float, nargs="+", metavar="E", help="Young's modulus of each label, in label order")
-    add("--poisson", type=float, nargs="+", metavar="NU", help="Poisson ratio of each label, in label order")
-    add(
-        "--material",
-        choices=sorted(MATERIALS),
-        default=DEFAULT_MATERIAL,
-        help="moduli used where --young/--poisson are not given (default: %(default)s; see docs/properties.md)",
-    )
+    add_moduli_options(parser)
     add("--no-elastic", action="store_true", help="transport only (skip the stiffness solve)")
     add("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     add("--out", default="properties.json", help="output JSON (default: %(default)s)")
@@ -45,9 +38,7 @@ def run(args):
     result = volume_properties(
         volume,
         args.phase,
-        young=args.young,
-        poisson=args.poisson,
-        material=args.material,
+        **moduli_settings(args),
         device=args.device,
         elastic=not args.no_elastic,
     )
