@@ -35,6 +35,7 @@ import torch
 
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels
+from napari_dmcr.properties.krylov import conjugate_gradients
 
 TOLERANCE = 1e-3  # relative residual of each load case's solve: moduli to about 4 digits (1e-4: 3x the time)
 MAX_ITER = 2000
@@ -148,29 +149,9 @@ def _solve(problem, macro, tolerance, max_iter, cancel):
     uniform = torch.as_tensor(macro, dtype=problem.lam.dtype, device=problem.lam.device)
     uniform = uniform[:, None, None, None].expand(6, *problem.shape)
     b = -problem.divergence(problem.stress(uniform))
-    u = torch.zeros_like(b)
-    norm_b = math.sqrt(problem.dot(b, b))
-    iterations, residual = 0, 0.0
-    if norm_b > 0:
-        r = b.clone()
-        z = problem.precondition(r)
-        p = z.clone()
-        rz = problem.dot(r, z)
-        while iterations < max_iter:
-            ap = problem.apply(p)
-            alpha = rz / problem.dot(p, ap)
-            u.add_(alpha * p)
-            r.sub_(alpha * ap)
-            iterations += 1
-            residual = math.sqrt(problem.dot(r, r)) / norm_b
-            if residual <= tolerance:
-                break
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            z = problem.precondition(r)
-            rz_new = problem.dot(r, z)
-            p.mul_(rz_new / rz).add_(z)
-            rz = rz_new
+    u, iterations, residual = conjugate_gradients(
+        problem.apply, problem.precondition, problem.dot, b, tolerance, max_iter, cancel
+    )
     stress = problem.stress(uniform + problem.strain(u))
     return stress.mean(dim=(1, 2, 3), dtype=torch.float64).cpu().numpy(), iterations, residual
 

@@ -31,6 +31,7 @@ from scipy import ndimage as ndi
 
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.common import check_phase_mask
+from napari_dmcr.properties.krylov import conjugate_gradients
 
 TOLERANCE = 1e-6  # relative residual of the linear solve: tortuosity to about 5 digits
 CHECK_EVERY = 25  # iterations between cancel checks and convergence tests (host syncs)
@@ -117,13 +118,19 @@ def diffusion(volume, phase, axis=0, *, device="cpu", tolerance=TOLERANCE, max_i
     on = torch.as_tensor(np.ascontiguousarray(active), dtype=torch.float64, device=device)
     inlet, outlet = torch.zeros_like(on), torch.zeros_like(on)
     inlet[0], outlet[-1] = 2.0 * on[0], 2.0 * on[-1]  # conductance 2 to the held faces
-    c, iterations, residual = _conjugate_gradients(
-        _Operator(on, inlet, outlet),
-        inlet.clone(),  # right-hand side: 2 x (held value 1) on the inlet voxels
+    operator = _Operator(on, inlet, outlet)
+    ap, z = torch.empty_like(on), torch.empty_like(on)  # reused every iteration
+    c, iterations, _ = conjugate_gradients(
+        lambda p: operator(p, ap),
+        lambda r: torch.mul(r, operator.inverse_diagonal, out=z),
+        _dot,
+        inlet,  # right-hand side: 2 x (held value 1) on the inlet voxels
         tolerance,
         max_iter or 20 * max(active.shape),
         cancel,
+        CHECK_EVERY,
     )
+    residual = float(torch.linalg.vector_norm(inlet - operator(c, ap))) / float(torch.linalg.vector_norm(inlet))
     into = float((inlet * (1.0 - c)).sum())
     out = float((outlet * c).sum())
     flux = 0.5 * (into + out)
@@ -142,27 +149,3 @@ def diffusion(volume, phase, axis=0, *, device="cpu", tolerance=TOLERANCE, max_i
 
 def _dot(a, b):
     return float(torch.dot(a.view(-1), b.view(-1)))
-
-
-def _conjugate_gradients(operator, b, tolerance, max_iter, cancel):
-    """Jacobi-preconditioned conjugate gradients from zero; ``(x, iterations, relative residual)``."""
-    x, r = torch.zeros_like(b), b.clone()
-    z, ap = r * operator.inverse_diagonal, torch.empty_like(b)
-    p = z.clone()
-    rz, norm_b = _dot(r, z), _dot(b, b) ** 0.5
-    iterations = 0
-    while iterations < max_iter and rz > 0:  # rz = 0: solved exactly (one straight channel)
-        alpha = rz / _dot(p, operator(p, ap))
-        x.add_(p, alpha=alpha)
-        r.add_(ap, alpha=-alpha)
-        iterations += 1
-        if iterations % CHECK_EVERY == 0:
-            if _dot(r, r) ** 0.5 <= tolerance * norm_b:
-                break
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-        torch.mul(r, operator.inverse_diagonal, out=z)
-        rz, rz_old = _dot(r, z), rz
-        p.mul_(rz / rz_old).add_(z)
-    residual = float(torch.linalg.vector_norm(b - operator(x, ap))) / norm_b
-    return x, iterations, residual
