@@ -23,12 +23,18 @@ from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import write_json
 from napari_dmcr.io.writers import file_sha256, read_sidecar, sidecar_path, write_volume
 from napari_dmcr.progress import Cancelled
+from napari_dmcr.properties.summary import PER_AXIS, check_properties_settings
 
 SUMMARY = "ensemble.json"
 
 
 def realization_name(slice_index, seed):
     return f"slice{slice_index}_seed{seed}"
+
+
+def recorded(options):
+    """The engine options as a record keeps them (an initial field is an array, not a setting)."""
+    return {key: value for key, value in options.items() if key != "initial"}
 
 
 def ensemble_key(targets, shape, method, options, properties):
@@ -40,8 +46,7 @@ def ensemble_key(targets, shape, method, options, properties):
             image = np.ascontiguousarray(image)
             digest.update(f"{image.shape}{image.dtype}".encode())
             digest.update(image.tobytes())
-    settings = {key: value for key, value in options.items() if key != "initial"}
-    text = json.dumps([list(shape), method, settings, properties], sort_keys=True, default=str)
+    text = json.dumps([list(shape), method, recorded(options), properties], sort_keys=True, default=str)
     digest.update(text.encode())
     return digest.hexdigest()
 
@@ -135,8 +140,6 @@ def run_ensemble(
     for target in targets:
         phase = check_realization(target, shape, method, options)
     if properties is not None:
-        from napari_dmcr.properties.summary import check_properties_settings
-
         check_properties_settings(properties)
     out = Path(out)
     key = ensemble_key(targets, shape, method, options, properties)
@@ -175,7 +178,7 @@ def run_ensemble(
             "realizations": realizations,
             "first_seed": seed,
             "slices": len(targets),
-            "options": {key: value for key, value in options.items() if key != "initial"},
+            "options": recorded(options),
             "properties": properties,
             "scheduler": scheduler or "local",
         },
@@ -244,7 +247,7 @@ def _flat(record):
     """Scalar measures and per-axis properties of one realization as ``{name: value}``."""
     values = {f"measures.{key}": value for key, value in record.get("measures", {}).items()}
     properties = record.get("properties") or {}
-    for key in ("tortuosity", "diffusivity", "young_modulus"):
+    for key in PER_AXIS:
         for axis, value in zip(properties.get("axes", ()), properties.get(key, ())):
             values[f"properties.{key}_{axis}"] = value
     return values

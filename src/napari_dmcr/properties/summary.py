@@ -18,6 +18,8 @@ from napari_dmcr.reconstruction.settings import resolve_device
 
 AXES = ("z", "y", "x")
 PER_AXIS = ("tortuosity", "diffusivity", "young_modulus")
+# The settings of volume_properties and their defaults (its signature's), for checks made
+# before the volumes are at hand.
 VOLUME_DEFAULTS = {
     "young": None,
     "poisson": None,
@@ -135,15 +137,15 @@ def check_volume(volume, phase, young, poisson, material, device, elastic):
 
 
 def check_properties_settings(settings):
-    """Check the keyword arguments of :func:`volume_properties` that do not need the volume."""
-    unknown = set(settings) - {"young", "poisson", "material", "device", "elastic"}
+    """Check the keyword arguments of :func:`volume_properties` that do not need the volume;
+    all of them, the defaults filled in (:data:`VOLUME_DEFAULTS`)."""
+    unknown = set(settings) - set(VOLUME_DEFAULTS)
     if unknown:
         raise InputError(f"unknown property settings: {', '.join(sorted(unknown))}")
-    resolve_device(settings.get("device", "cpu"))
-    young, poisson = phase_moduli(
-        settings.get("material", DEFAULT_MATERIAL), settings.get("young"), settings.get("poisson")
-    )
-    if settings.get("elastic", True):
+    settings = {**VOLUME_DEFAULTS, **settings}
+    resolve_device(settings["device"])
+    young, poisson = phase_moduli(settings["material"], settings["young"], settings["poisson"])
+    if settings["elastic"]:
         check_moduli(young, poisson)
     return settings
 
@@ -151,14 +153,13 @@ def check_properties_settings(settings):
 def compare_properties(reconstruction, truth=None, phase=None, **settings):
     """:func:`volume_properties` of a reconstruction and of a true volume, and their relative
     differences per axis (``{"reconstruction", "truth", "differences"}``; no truth: the first)."""
-    check_properties_settings(settings)
-    checked = {key: settings.get(key, default) for key, default in VOLUME_DEFAULTS.items()}
-    phase = check_volume(reconstruction, phase, **checked)[1]
+    settings = check_properties_settings(settings)
+    phase = check_volume(reconstruction, phase, **settings)[1]
     if truth is not None:  # both volumes pass their checks before either is solved
-        check_volume(truth, phase, **checked)
+        check_volume(truth, phase, **settings)
     compared = {"reconstruction": volume_properties(reconstruction, phase, **settings)}
     if truth is not None:
-        compared["truth"] = volume_properties(truth, compared["reconstruction"]["parameters"]["phase"], **settings)
+        compared["truth"] = volume_properties(truth, phase, **settings)
         compared["differences"] = relative_differences(compared["reconstruction"], compared["truth"])
     return compared
 
