@@ -6,11 +6,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, PushButton
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton
 from matplotlib.figure import Figure
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
-from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QTabWidget, QWidget
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QTabWidget
 
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation import evaluate
@@ -23,7 +22,7 @@ from napari_dmcr.plotting.evaluation import (
 )
 from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
 from napari_dmcr.properties.summary import AXES
-from napari_dmcr.widgets._body import scrolling_body
+from napari_dmcr.widgets._base import FormWidget
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._layers import (
     current_slice,
@@ -34,14 +33,13 @@ from napari_dmcr.widgets._layers import (
     phase_title,
     threshold,
 )
-from napari_dmcr.widgets._messages import StatusLine
 
 PROPERTY_ROWS = ("diffusivity", "tortuosity", "young_modulus")
 # Columns of the numbers table, in this order when present.
 DIRECTIONS = ("z", "y", "x", "image", "all", "3d")
 
 
-class CompareWidget(QWidget):
+class CompareWidget(FormWidget):
     """S2 per axis and radial, phase fractions and descriptor gaps of a reconstruction.
 
     Parameters
@@ -50,10 +48,8 @@ class CompareWidget(QWidget):
     """
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.results = None
-        self._worker = None
         self._original = ComboBox(label="original slice", choices=lambda _: layer_choices(self.viewer))
         self._reconstruction = ComboBox(label="reconstruction", choices=lambda _: layer_choices(self.viewer, Labels))
         self._truth = ComboBox(
@@ -68,9 +64,16 @@ class CompareWidget(QWidget):
         self._compare_button = PushButton(text="Compare")
         self._report_path = FileEdit(label="report (PNG + JSON)", mode="w", filter="*.png")
         self._save_button = PushButton(text="Save report", enabled=False)
-        self.status = StatusLine()
-        self._form = Container(
-            widgets=[
+        self.canvas = ThemedCanvas(self.viewer, height_px=340)
+        self.table = QTableWidget()
+        # Plots and numbers in tabs, not stacked: each keeps a readable height.
+        self._tabs = QTabWidget()
+        self._tabs.addTab(self.canvas, "plots")
+        self._tabs.addTab(self.table, "numbers")
+        self.properties_table = QTableWidget()
+        self._tabs.addTab(self.properties_table, "properties")
+        self.lay_out(
+            [
                 self._original,
                 self._reconstruction,
                 self._truth,
@@ -81,28 +84,15 @@ class CompareWidget(QWidget):
                 self._compare_button,
                 self._report_path,
                 self._save_button,
-                self.status,
-            ]
+            ],
+            self._tabs,
         )
         self._truth.value = None
-        self.canvas = ThemedCanvas(self.viewer, height_px=340)
-        self.table = QTableWidget()
-        # Plots and numbers in tabs, not stacked: each keeps a readable height.
-        self._tabs = QTabWidget()
-        self._tabs.addTab(self.canvas, "plots")
-        self._tabs.addTab(self.table, "numbers")
-        self.properties_table = QTableWidget()
-        self._tabs.addTab(self.properties_table, "properties")
-        scrolling_body(self, self._form.native, self._tabs)
         self._original.changed.connect(self._refresh_phases)
         self._compare_button.changed.connect(self.compare)
         self._save_button.changed.connect(self.save_report)
         self.reset_choices()
         self._refresh_phases()
-
-    def reset_choices(self, event=None):
-        """Refresh the layer lists (napari calls this when layers are added or removed)."""
-        self._form.reset_choices()
 
     def _original_slice(self):
         layer = self._original.value
@@ -147,9 +137,8 @@ class CompareWidget(QWidget):
             self.status.error(error)
             return
         truth = None if self._truth.value is None else np.asarray(self._truth.value.data)
-        self._compare_button.enabled = False
         self.status.info("comparing ...")
-        self._worker = create_worker(
+        self.start_worker(
             evaluate,
             original,
             np.asarray(reconstruction.data),
@@ -157,15 +146,9 @@ class CompareWidget(QWidget):
             phases=[phase],
             periodic=self._periodic.value,
             properties=properties,
-            _start_thread=False,
-            _connect={"returned": self._show_results, "errored": self.status.error},
+            button=self._compare_button,
+            connect={"returned": self._show_results, "errored": self.status.error},
         )
-        self._worker.finished.connect(self._on_finished)
-        self._worker.start()
-
-    def _on_finished(self):
-        self._worker = None
-        self._compare_button.enabled = True
 
     def _show_results(self, results):
         self.results = results

@@ -5,10 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, ProgressBar, PushButton, SpinBox
 from napari.layers import Labels
-from napari.qt.threading import create_worker
-from qtpy.QtWidgets import QWidget
 
 from napari_dmcr.ensembles import SUMMARY, run_ensemble
 from napari_dmcr.errors import InputError
@@ -16,10 +14,9 @@ from napari_dmcr.plotting.ensemble import draw_ensemble
 from napari_dmcr.progress import Cancelled, CancelToken
 from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
 from napari_dmcr.reconstruction.relay import relay
-from napari_dmcr.widgets._body import scrolling_body
+from napari_dmcr.widgets._base import FormWidget
 from napari_dmcr.widgets._canvas import ThemedCanvas
 from napari_dmcr.widgets._layers import current_slice, layer_choices
-from napari_dmcr.widgets._messages import StatusLine
 
 
 def ensemble_steps(target, shape, out, realizations, workers, properties, cancel):
@@ -47,7 +44,7 @@ def ensemble_steps(target, shape, out, realizations, workers, properties, cancel
     return (yield from relay(work, cancel))
 
 
-class EnsembleWidget(QWidget):
+class EnsembleWidget(FormWidget):
     """Reconstruct N seeds of the shown slice as Dask tasks; plot the spread of their measures.
 
     Parameters
@@ -56,10 +53,8 @@ class EnsembleWidget(QWidget):
     """
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.summary = None
-        self._worker = None
         self._cancel = None
         self._slice = ComboBox(label="slice (Labels)", choices=lambda _: layer_choices(self.viewer, Labels))
         self._side = SpinBox(label="core side (voxels)", min=8, max=256, step=8, value=32)
@@ -71,9 +66,9 @@ class EnsembleWidget(QWidget):
         self._run_button = PushButton(text="Run ensemble")
         self._cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="done", min=0, max=1, value=0)
-        self.status = StatusLine()
-        self._form = Container(
-            widgets=[
+        self.canvas = ThemedCanvas(self.viewer, height_px=360)
+        self.lay_out(
+            [
                 self._slice,
                 self._side,
                 self._realizations,
@@ -84,17 +79,11 @@ class EnsembleWidget(QWidget):
                 self._run_button,
                 self._cancel_button,
                 self.progress,
-                self.status,
-            ]
+            ],
+            self.canvas,
         )
-        self.canvas = ThemedCanvas(self.viewer, height_px=360)
-        scrolling_body(self, self._form.native, self.canvas)
         self._run_button.changed.connect(self.run)
         self._cancel_button.changed.connect(self.cancel)
-
-    def reset_choices(self, event=None):
-        """Refresh the layer list (napari calls this when layers are added or removed)."""
-        self._form.reset_choices()
 
     def run(self, value=None):
         """Start the ensemble in a worker thread; finished cores are on disk as they end."""
@@ -113,10 +102,9 @@ class EnsembleWidget(QWidget):
         self._cancel = CancelToken()
         self.progress.max = self._realizations.value
         self.progress.value = 0
-        self._run_button.enabled = False
         self._cancel_button.enabled = True
         self.status.info(f"starting {self._workers.value} workers for {self._realizations.value} cores ...")
-        self._worker = create_worker(
+        self.start_worker(
             ensemble_steps,
             np.asarray(target),
             (side, side, side),
@@ -125,11 +113,9 @@ class EnsembleWidget(QWidget):
             self._workers.value,
             properties,
             self._cancel,
-            _start_thread=False,
-            _connect={"yielded": self._on_step, "returned": self._show, "errored": self._on_error},
+            button=self._run_button,
+            connect={"yielded": self._on_step, "returned": self._show, "errored": self._on_error},
         )
-        self._worker.finished.connect(self._on_finished)
-        self._worker.start()
 
     def cancel(self, value=None):
         """Stop the pending tasks; the cores already written stay."""
@@ -155,8 +141,7 @@ class EnsembleWidget(QWidget):
         else:
             self.status.error(error)
 
-    def _on_finished(self):
-        self._worker = None
+    def _on_finished(self, button):
+        super()._on_finished(button)
         self._cancel = None
-        self._run_button.enabled = True
         self._cancel_button.enabled = False

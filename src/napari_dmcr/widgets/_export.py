@@ -16,13 +16,10 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Labels
-from napari.qt.threading import create_worker
-from qtpy.QtWidgets import QWidget
 
 from napari_dmcr.errors import InputError
-from napari_dmcr.widgets._body import scrolling_body
+from napari_dmcr.widgets._base import FormWidget
 from napari_dmcr.widgets._layers import label_names, layer_choices
-from napari_dmcr.widgets._messages import StatusLine
 from napari_dmcr.widgets._writers import FLAC3D_DEFAULTS, export_layer_data, layer_parameters
 
 FORMATS = {
@@ -33,7 +30,7 @@ FORMATS = {
 }
 
 
-class ExportWidget(QWidget):
+class ExportWidget(FormWidget):
     """Export a Labels layer as .npy, .tif, .vti or a FLAC3D grid with its triaxial template.
 
     Parameters
@@ -42,10 +39,8 @@ class ExportWidget(QWidget):
     """
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self.written = []
-        self._worker = None
         self._labels = ComboBox(label="labels", choices=lambda _: layer_choices(self.viewer, Labels))
         self._format = ComboBox(label="format", choices=[(title, suffix) for suffix, title in FORMATS.items()])
         self._path = FileEdit(label="file", mode="w")
@@ -63,29 +58,16 @@ class ExportWidget(QWidget):
             widgets=[self._group_names, self._coarsen, self._cylinder, self._f3dat, self._pressures]
         )
         self._export_button = PushButton(text="Export")
-        self.status = StatusLine()
-        self._form = Container(
-            widgets=[
-                self._labels,
-                self._format,
-                self._path,
-                self._voxel_size,
-                self._flac3d_options,
-                self._export_button,
-                self.status,
-            ]
+        self.lay_out(
+            [self._labels, self._format, self._path, self._voxel_size, self._flac3d_options, self._export_button],
+            stretch=True,
         )
-        scrolling_body(self, self._form.native, stretch=True)
         self._labels.changed.connect(self._on_layer_changed)
         self._format.changed.connect(self._on_format_changed)
         self._export_button.changed.connect(self.export)
         self.reset_choices()
         self._on_layer_changed()
         self._on_format_changed()
-
-    def reset_choices(self, event=None):
-        """Refresh the layer list (napari calls this when layers are added or removed)."""
-        self._form.reset_choices()
 
     def _on_layer_changed(self, value=None):
         layer = self._labels.value
@@ -130,20 +112,17 @@ class ExportWidget(QWidget):
             self.status.error(error)
             return
         parameters = layer_parameters(layer.name, layer.metadata)
-        self._export_button.enabled = False
         self.status.info(f"writing {path.name} ...")
-        self._worker = create_worker(
+        self.start_worker(
             export_layer_data,
             path,
             np.asarray(layer.data),
             voxel_size=self._voxel_size.value,
             parameters=parameters,
             flac3d=flac3d,
-            _start_thread=False,
-            _connect={"returned": self._on_written, "errored": self._on_error},
+            button=self._export_button,
+            connect={"returned": self._on_written, "errored": self._on_error},
         )
-        self._worker.finished.connect(self._on_finished)
-        self._worker.start()
 
     def _on_written(self, paths):
         self.written = [Path(p) for p in paths]
@@ -154,7 +133,3 @@ class ExportWidget(QWidget):
 
     def _on_error(self, error):
         self.status.error(InputError(f"cannot write the file: {error}") if isinstance(error, OSError) else error)
-
-    def _on_finished(self):
-        self._worker = None
-        self._export_button.enabled = True

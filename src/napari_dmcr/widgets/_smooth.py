@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, PushButton
+from magicgui.widgets import CheckBox, ComboBox, FloatSpinBox, PushButton
 from napari.layers import Labels
-from napari.qt.threading import create_worker
-from qtpy.QtWidgets import QWidget
 
 from napari_dmcr.errors import InputError
 from napari_dmcr.postprocessing.smoothing import gaussian_smooth
-from napari_dmcr.widgets._body import scrolling_body
+from napari_dmcr.widgets._base import FormWidget
 from napari_dmcr.widgets._layers import layer_choices
-from napari_dmcr.widgets._messages import StatusLine
 
 
-class SmoothWidget(QWidget):
+class SmoothWidget(FormWidget):
     """Smooth a Labels layer with a Gaussian; each phase keeps exactly its voxel count.
 
     Parameters
@@ -24,21 +21,13 @@ class SmoothWidget(QWidget):
     """
 
     def __init__(self, napari_viewer):
-        super().__init__()
-        self.viewer = napari_viewer
-        self._worker = None
+        super().__init__(napari_viewer)
         self._labels = ComboBox(label="labels", choices=lambda _: layer_choices(self.viewer, Labels))
         self._sigma = FloatSpinBox(label="sigma (voxels)", min=0.0, max=100.0, step=0.25, value=1.0)
         self._periodic = CheckBox(text="periodic (reconstructions wrap around)", value=True)
         self._smooth_button = PushButton(text="Smooth")
-        self.status = StatusLine()
-        self._form = Container(widgets=[self._labels, self._sigma, self._periodic, self._smooth_button, self.status])
+        self.lay_out([self._labels, self._sigma, self._periodic, self._smooth_button], stretch=True)
         self._smooth_button.changed.connect(self.smooth)
-        scrolling_body(self, self._form.native, stretch=True)
-
-    def reset_choices(self, event=None):
-        """Refresh the layer list (napari calls this when layers are added or removed)."""
-        self._form.reset_choices()
 
     def smooth(self, value=None):
         """Smooth the chosen layer in a worker; the result arrives as a new Labels layer."""
@@ -48,21 +37,18 @@ class SmoothWidget(QWidget):
             return
         source = {"name": layer.name, "scale": tuple(layer.scale), "metadata": dict(layer.metadata)}
         sigma = self._sigma.value
-        self._smooth_button.enabled = False
         self.status.info(f"smoothing {layer.name} with sigma {sigma:g} ...")
-        self._worker = create_worker(
+        self.start_worker(
             gaussian_smooth,
             np.asarray(layer.data),
             sigma,
             periodic=self._periodic.value,
-            _start_thread=False,
-            _connect={
+            button=self._smooth_button,
+            connect={
                 "returned": lambda smoothed: self._add_result(smoothed, source, sigma),
                 "errored": self.status.error,
             },
         )
-        self._worker.finished.connect(self._on_finished)
-        self._worker.start()
 
     def _add_result(self, smoothed, source, sigma):
         metadata = dict(source["metadata"])
@@ -74,7 +60,3 @@ class SmoothWidget(QWidget):
         name = f"{source['name']} smoothed (sigma {sigma:g})"
         self.viewer.add_labels(smoothed, name=name, scale=source["scale"], metadata=metadata)
         self.status.info(f"added {name}; every phase kept its voxel count")
-
-    def _on_finished(self):
-        self._worker = None
-        self._smooth_button.enabled = True
