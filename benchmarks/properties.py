@@ -76,7 +76,7 @@ def _measured(kind, side, threads, queue):
     else:
         import taufactor
 
-        solver = taufactor.Solver(np.moveaxis(volume, 0, 0), device="cpu")
+        solver = taufactor.Solver(volume, device="cpu")  # along axis 0, as ours
         solver.solve(verbose="no", conv_crit=1e-3)
         summary = {
             "tortuosity": float(

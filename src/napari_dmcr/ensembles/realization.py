@@ -25,7 +25,7 @@ def check_realization(target, shape, method="dmcr", options=None):
     return check_settings(target, shape, **options).phase
 
 
-def realize(target, shape, seed, method="dmcr", options=None, properties=None, threads=1):
+def realize(target, shape, seed, method="dmcr", options=None, properties=None):
     """Reconstruct one core and measure it; runs on a Dask worker (or in the calling process).
 
     Parameters
@@ -39,8 +39,6 @@ def realize(target, shape, seed, method="dmcr", options=None, properties=None, t
         Further settings of the engine (``phase``, ``descriptors``, ...).
     properties : dict, optional
         Keyword arguments of :func:`~napari_dmcr.properties.volume_properties`; None: skip them.
-    threads : int
-        Torch threads of this task (a worker's share of the cores).
 
     Returns
     -------
@@ -48,7 +46,7 @@ def realize(target, shape, seed, method="dmcr", options=None, properties=None, t
         ``labels`` and ``record``: the run's record, ``measures`` (unfitted 3D structure),
         ``properties`` (when asked) and ``seconds``.
     """
-    torch.set_num_threads(max(1, int(threads)))
+    torch.set_num_threads(1)  # a Dask worker runs one task per thread
     options = dict(options or {})
     start = time.perf_counter()
     if method == "yt":
