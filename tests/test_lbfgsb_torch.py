@@ -152,10 +152,12 @@ def test_compact_form_is_the_bfgs_matrix_of_the_last_pairs():
     assert torch.allclose(compact, dense, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("block", [3, 1024])
-def test_cauchy_point_is_the_first_minimizer_along_the_projected_path(monkeypatch, block):
-    """Brute force: the quadratic model on a fine grid of the path P(x - t g)."""
+@pytest.mark.parametrize(("block", "escalate"), [(3, 16), (1, 2), (1024, 16)])
+def test_cauchy_point_is_the_first_minimizer_along_the_projected_path(monkeypatch, block, escalate):
+    """Brute force: the quadratic model on a fine grid of the path P(x - t g) (small blocks: the
+    point lies past the first partial sort, and with (1, 2) past the second too)."""
     monkeypatch.setattr(cauchy, "BLOCK", block)
+    monkeypatch.setattr(cauchy, "ESCALATE", escalate)
     generator = torch.Generator().manual_seed(3)
     x = torch.rand(400, generator=generator, dtype=torch.float64)
     x[x < 0.2], x[x > 0.8] = 0.0, 1.0
@@ -175,3 +177,37 @@ def test_cauchy_point_is_the_first_minimizer_along_the_projected_path(monkeypatc
     assert model(t_c) <= float(values.min()) + 1e-9
     assert torch.allclose(x_c, (x - t_c * gradient).clamp(0, 1))
     assert torch.allclose(c, w.T @ (x_c - x))
+
+
+def test_cauchy_point_with_ties_across_partial_sorts(monkeypatch):
+    """Breakpoints from a few values (many equal ones across the blocks' edges): the partial
+    sorts give the full sort's Cauchy point."""
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randint(1, 4, (300,), generator=generator).double() / 4
+    gradient = torch.randint(0, 2, (300,), generator=generator).double() * 2 - 1
+    pairs, _ = _pairs(300, 4, 5, seed=2)
+    theta, w, middle = pairs.compact()
+    whole = cauchy.cauchy_point(x, gradient, 0.0, 1.0, theta, w, middle)
+    monkeypatch.setattr(cauchy, "BLOCK", 2)
+    monkeypatch.setattr(cauchy, "ESCALATE", 3)
+    partial = cauchy.cauchy_point(x, gradient, 0.0, 1.0, theta, w, middle)
+    assert whole[2] == pytest.approx(partial[2], rel=1e-12)
+    assert torch.allclose(whole[0], partial[0]) and torch.allclose(whole[3], partial[3])
+
+
+def test_free_products_follow_the_free_set_and_new_pairs():
+    """W_F^T W_F, updated by the variables that change sides and by each stored pair, against
+    the product formed from the free columns (small and large changes, the ring buffer wrapped)."""
+    generator = torch.Generator().manual_seed(7)
+    n = 200
+    pairs, _ = _pairs(n, 4, 2, seed=4)
+    free = torch.rand(n, generator=generator) < 0.5
+    for step in range(12):
+        flips = torch.rand(n, generator=generator) < (0.02 if step % 3 else 0.6)
+        free = free ^ flips
+        gram = pairs.free_products(free)
+        w = pairs.buffer[:, free].double()
+        assert torch.allclose(gram.double(), w @ w.T, rtol=1e-10, atol=1e-10)
+        s = torch.randn(n, generator=generator, dtype=torch.float64)
+        y = s + 0.1 * torch.randn(n, generator=generator, dtype=torch.float64)
+        pairs.add(s, y, float(s @ y))
