@@ -362,9 +362,16 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
     tiny_run_settings(widget, iterations=8)
     name = "conglomerate slice reconstruction (live)"
     qa_name = f"{name.removesuffix(' (live)')} mid-slices (z | y | x)"
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    def done_toasts():
+        return [t for t in NapariQtNotification._instances if t.message.text().startswith("done: ")]
+
+    viewer.window._qt_window.show()  # napari shows toasts on a visible window only
     for run in range(2):
         seen = []
         widget.run()
+        assert not done_toasts()  # the first run's "done" (kept while the window is inactive) is closed
         wait_for(qtbot, lambda: name in viewer.layers and viewer.layers[name].visible)
         viewer.layers[name].events.data.connect(lambda e: seen.append(viewer.layers[name].visible))  # noqa: B023
         wait_for(qtbot, lambda: widget._worker is None)
@@ -373,6 +380,7 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
         assert not viewer.layers[name].visible  # the result replaces it
         assert widget._progress_bar.value() == widget._progress_bar.maximum()
         assert widget._progress_bar.format() == "done"
+        assert done_toasts()
         from napari_dmcr.evaluation.views import orthogonal_mid_slices
 
         wait_for(qtbot, lambda: qa_name in viewer.layers)  # added a turn of the event loop later

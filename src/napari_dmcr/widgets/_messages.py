@@ -14,12 +14,26 @@ class StatusLine(Label):
     def __init__(self):
         super().__init__(value="")
         self.native.setWordWrap(True)
+        self._notified = set()
+
+    def dismiss(self) -> None:
+        """Close the notifications this line sent that are still shown: napari keeps a toast
+        until its window is active again, so a finished run's "done" stayed over the next run."""
+        try:
+            from napari._qt.dialogs.qt_notification import NapariQtNotification
+        except ImportError:  # napari moved its private module: the toasts stay, nothing else changes
+            return
+        for toast in list(NapariQtNotification._instances):
+            if toast.message.text() in self._notified:
+                toast.close()
+        self._notified.clear()
 
     def info(self, message: str, notify: bool = False) -> None:
         """Show ``message``; also as a napari notification when ``notify``."""
         self.native.setStyleSheet("")
         self.value = message
         if notify:
+            self._notified.add(message)
             show_info(message)
 
     def error(self, error: BaseException) -> None:

@@ -25,6 +25,8 @@ from napari_dmcr.reconstruction.schedule import planned_total
 from napari_dmcr.widgets._layers import label_names
 from napari_dmcr.widgets._reconstruct_settings import DIFFERENTIABLE, YEONG_TORQUATO
 
+MID_SLICES_DELAY_MS = 100  # after the result layer: its redraw first, then the mid-slices
+
 
 @dataclass
 class RunRequest:
@@ -152,6 +154,7 @@ class RunMixin:
         self._cancel_token = CancelToken()
         self._losses.reset(swaps=request.method == YEONG_TORQUATO)
         self._live.reset()
+        self.status.dismiss()
         self._live.prepare(request)
         self._last_refresh = -float("inf")
         self._worker = create_worker(
@@ -241,9 +244,14 @@ class RunMixin:
         layer.new_colormap()  # not the input's colours: the core reads as a result, not as the slice
         state = "cancelled; kept the last state" if result.cancelled else "done"
         self.status.info(f"{state}: {name}, {quality}", notify=True)
-        # The mid-slices in a later turn of the event loop: one long block of main-thread work
-        # (layers added and drawn) becomes two shorter ones.
-        QTimer.singleShot(0, lambda: self._show_mid_slices(result.labels, name, request.scale, layer))
+        # The mid-slices a little later: one long block of main-thread work (layers added and
+        # drawn) becomes two shorter ones with a redraw between them.
+        # A timer of the widget's own: closed with the widget, it never fires into a closed viewer.
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.timeout.connect(lambda: self._show_mid_slices(result.labels, name, request.scale, layer))
+        timer.timeout.connect(timer.deleteLater)
+        timer.start(MID_SLICES_DELAY_MS)
 
     def _show_mid_slices(self, labels, name, scale, layer):
         if labels.ndim == 3 and self._sources():
