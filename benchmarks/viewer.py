@@ -5,7 +5,8 @@ A 20 ms QTimer ticks on the viewer's (main) thread; a gap between two ticks is t
 could not redraw or react. Measured idle (the peer: what this machine's Qt and display give) and
 during a default-settings run of each ``--sizes`` cube from the sample slice; per run: wall time,
 ticks per second over the idle rate, the largest gap, gaps over 250 ms, and the widget's own
-share of the main thread (its step handler). Writes ``benchmarks/results/viewer.json``.
+share of the main thread (its step handler), until 1.5 s after the run's end (the result shown).
+Writes ``benchmarks/results/viewer.json``.
 
 Run (starts its own Xvfb display when there is none; a few minutes on two cores)::
 
@@ -28,10 +29,12 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results" / "viewer.json"
 TICK_MS = 20
 SCREEN = "-screen 0 1600x1000x24"
+AFTER_S = 1.5  # heartbeat after a run's end, while its result is shown
 
 
-def heartbeat(app, seconds=None, until=None):
-    """Tick times of a 20 ms QTimer while events are processed for ``seconds`` or ``until()``."""
+def heartbeat(app, seconds=None, until=None, after=0.0):
+    """Tick times of a 20 ms QTimer while events are processed for ``seconds`` or ``until()``
+    and ``after`` seconds more."""
     from qtpy.QtCore import QTimer
 
     ticks = []
@@ -41,6 +44,10 @@ def heartbeat(app, seconds=None, until=None):
     timer.start()
     started = time.perf_counter()
     while (until is None and time.perf_counter() - started < seconds) or (until is not None and not until()):
+        app.processEvents()
+        time.sleep(0.002)
+    ended = time.perf_counter()
+    while time.perf_counter() - ended < after:
         app.processEvents()
         time.sleep(0.002)
     timer.stop()
@@ -96,7 +103,8 @@ def main():
         widget.run()
         if widget._worker is None:  # a long run asks to be confirmed
             widget.run()
-        record = summary(*heartbeat(app, until=lambda: widget._worker is None))
+        # On until the result is shown (its layer, then its mid-slices, each a turn of its own).
+        record = summary(*heartbeat(app, until=lambda: widget._worker is None, after=AFTER_S))
         widget._show_step = show_step
         record.update(
             size=size,
@@ -113,7 +121,10 @@ def main():
             f"of the main thread, ticks {100 * record['ticks_over_idle']:.0f} % of idle",
             flush=True,
         )
-        viewer.layers.remove(viewer.layers[-1])  # the result
+        for layer in [
+            layer for layer in viewer.layers if "reconstruction" in layer.name and "(live)" not in layer.name
+        ]:
+            viewer.layers.remove(layer)  # the result and its mid-slices
     write_json(
         args.out,
         {

@@ -76,6 +76,8 @@ class ThemedCanvas(QWidget):
         layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas)
         self._painter: Callable[[Figure], None] | None = None
+        self._background = None  # the last full drawing without the animated artists
+        self.canvas.mpl_connect("draw_event", self._on_draw)
         viewer.events.theme.connect(self._repaint)
         self.destroyed.connect(lambda: viewer.events.theme.disconnect(self._repaint))
 
@@ -103,6 +105,26 @@ class ThemedCanvas(QWidget):
                 self._painter(self.figure)
             _recolor_black_lines(self.figure, style["text.color"])
         self.canvas.draw_idle()
+
+    def redraw_animated(self) -> None:
+        """Draw only the animated artists again, over the last full drawing (blitting): what a
+        plot that moves often needs, where a full redraw re-lays every tick and label."""
+        if self._background is None:
+            self.canvas.draw_idle()
+            return
+        self.canvas.restore_region(self._background)
+        self._draw_animated()
+        self.canvas.blit(self.figure.bbox)
+
+    def _on_draw(self, event) -> None:
+        self._background = self.canvas.copy_from_bbox(self.figure.bbox)
+        self._draw_animated()  # a full drawing leaves the animated artists out
+
+    def _draw_animated(self) -> None:
+        for ax in self.figure.axes:
+            for artist in ax.get_children():
+                if artist.get_animated():
+                    ax.draw_artist(artist)
 
 
 def _recolor_black_lines(figure, color):

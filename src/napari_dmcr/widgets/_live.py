@@ -86,11 +86,13 @@ class LossPlot:
         self.canvas = canvas
         self.history = []
         self.swaps = False
+        self.finished = False
 
     def reset(self, swaps):
         """A new run; ``swaps``: its x axis counts trial swaps (Yeong-Torquato), not iterations."""
         self.history = []
         self.swaps = swaps
+        self.finished = False
 
     def add(self, iteration, losses):
         self.history.append((iteration, dict(losses)))
@@ -98,6 +100,7 @@ class LossPlot:
     def replace(self, history):
         """Every iteration of a finished run (the live curve had only the throttled steps)."""
         self.history = list(history)
+        self.finished = True  # fitted limits: the curves no longer grow
         if self.history:
             self.canvas.paint(self._paint)
 
@@ -113,8 +116,10 @@ class LossPlot:
             return
         for line, values in zip(lines, curves.values()):
             line.set_data(iterations, values)
-        axes[0].relim()
-        axes[0].autoscale_view()
+        if _within(axes[0], iterations, curves):
+            self.canvas.redraw_animated()  # the curves only
+            return
+        _widen(axes[0], iterations, curves)  # a full redraw, a few times a run
         self.canvas.canvas.draw_idle()
 
     def _curves(self):
@@ -130,9 +135,27 @@ class LossPlot:
         iterations, curves = self._curves()
         for name, values in curves.items():
             style = {"color": "k", "lw": 2} if name == "total" else {}
-            ax.plot(iterations, values, label=DESCRIPTOR_TITLES.get(name, name), **style)
+            # Animated: the curves move by blitting, over axes drawn once (ThemedCanvas).
+            ax.plot(iterations, values, label=DESCRIPTOR_TITLES.get(name, name), animated=True, **style)
         ax.set_yscale("log")
+        if not self.finished:
+            _widen(ax, iterations, curves)
         ax.set_xlabel("trial swaps" if self.swaps else "iteration")
         ax.set_ylabel("S2 energy" if self.swaps else "normalized error")
         ax.set_title("loss per descriptor")
         ax.legend(fontsize="small", loc="upper right")
+
+
+def _within(ax, iterations, curves):
+    """Whether the curves lie inside the axes' limits."""
+    low, high = ax.get_ylim()
+    values = np.concatenate(list(curves.values()))
+    return iterations[-1] <= ax.get_xlim()[1] and low <= np.nanmin(values) and np.nanmax(values) <= high
+
+
+def _widen(ax, iterations, curves):
+    """Limits with room to grow: twice the iterations so far, and a decade below the lowest loss
+    (the curves then stay inside for many steps, each drawn by blitting)."""
+    values = np.concatenate(list(curves.values()))
+    ax.set_xlim(0, max(2, 2 * iterations[-1]))
+    ax.set_ylim(np.nanmin(values) / 10, 2 * np.nanmax(values))

@@ -238,20 +238,27 @@ class RunMixin:
             metadata["label_names"] = {str(k): v for k, v in request.label_names.items()}
         if request.live_layer_name in self.viewer.layers:
             self.viewer.layers[request.live_layer_name].visible = False
+        # Added hidden and shown a turn later: making the layer and drawing it are two shorter
+        # blocks of the viewer's thread instead of one.
         layer = self.viewer.add_labels(
-            result.labels, name=name, scale=request.scale, metadata=metadata, translate=request.beside
+            result.labels, name=name, scale=request.scale, metadata=metadata, translate=request.beside, visible=False
         )
         layer.new_colormap()  # not the input's colours: the core reads as a result, not as the slice
+        self._later(0, lambda: setattr(layer, "visible", True))
         state = "cancelled; kept the last state" if result.cancelled else "done"
         self.status.info(f"{state}: {name}, {quality}", notify=True)
         # The mid-slices a little later: one long block of main-thread work (layers added and
         # drawn) becomes two shorter ones with a redraw between them.
-        # A timer of the widget's own: closed with the widget, it never fires into a closed viewer.
+        self._later(MID_SLICES_DELAY_MS, lambda: self._show_mid_slices(result.labels, name, request.scale, layer))
+
+    def _later(self, ms, action):
+        """Run ``action`` after ``ms`` on a timer of the widget's own: closed with the widget, it
+        never fires into a closed viewer."""
         timer = QTimer(self)
         timer.setSingleShot(True)
-        timer.timeout.connect(lambda: self._show_mid_slices(result.labels, name, request.scale, layer))
+        timer.timeout.connect(action)
         timer.timeout.connect(timer.deleteLater)
-        timer.start(MID_SLICES_DELAY_MS)
+        timer.start(ms)
 
     def _show_mid_slices(self, labels, name, scale, layer):
         if labels.ndim == 3 and self._sources():
