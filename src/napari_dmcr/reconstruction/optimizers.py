@@ -24,6 +24,7 @@ import torch
 from napari_dmcr.reconstruction.lbfgsb_torch import minimize_box
 
 MAX_EVALUATIONS_PER_ITERATION = 3
+HISTORY_SIZE = 20  # correction pairs kept by either L-BFGS-B (SciPy's maxcor)
 
 
 class StopOptimization(Exception):
@@ -89,7 +90,7 @@ def run_lbfgsb(variable, evaluate, on_iteration, max_iter, bounded):
                 "maxfun": MAX_EVALUATIONS_PER_ITERATION * max_iter,
                 "ftol": 1e-15,
                 "gtol": 1e-12,
-                "maxcor": 20,
+                "maxcor": HISTORY_SIZE,
             },
         )
     return best.loss, state["evaluations"]
@@ -115,7 +116,7 @@ def run_lbfgsb_torch(variable, evaluate, on_iteration, max_iter, bounded):
     bounds = (0.0, 1.0) if bounded else (-float("inf"), float("inf"))
     with best.kept_in(variable):
         minimize_box(fun, variable.detach(), *bounds, max_iter=max_iter, callback=callback,
-                     max_evaluations=MAX_EVALUATIONS_PER_ITERATION * max_iter, history_size=20)  # fmt: skip
+                     max_evaluations=MAX_EVALUATIONS_PER_ITERATION * max_iter, history_size=HISTORY_SIZE)  # fmt: skip
     return best.loss, last["evaluations"]
 
 
