@@ -1,5 +1,6 @@
 """The napari plugin: manifest, widgets and writers in a real viewer under Xvfb (CPU, tiny)."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -321,10 +322,10 @@ def test_the_viewer_keeps_drawing_during_a_run(viewer, qtbot):
     work per step stays a small share of the run (it was 31.8 s of 32.5 s), and no beat waits
     long. Gaps were up to 0.8 s (full garbage collections over the viewer's objects, now frozen
     for the run; the live layer and the 3D switch in one step handler, now in turns of their
-    own; the result's layer, loss plot and mid-slices, now deferred; the loss curves, now blitted).
-    Measured here 0.17-0.22 s up to half a second after the run (the result shown): the first
-    full drawing of the loss plot and the software renderer under Xvfb drawing the 3D view (the
-    gap is printed); the bound leaves room for a loaded CI machine.
+    own; the result's layer, loss plot and mid-slices, now deferred; the loss curves, now blitted;
+    the loss plot's first drawing, now when the widget opens). Measured here 0.15-0.16 s up to
+    half a second after the run (the result shown): the software renderer under Xvfb drawing the
+    3D view (the gap is printed).
     """
     from qtpy.QtCore import QTimer
 
@@ -355,7 +356,7 @@ def test_the_viewer_keeps_drawing_during_a_run(viewer, qtbot):
     print(f"run {wall:.1f} s, {len(handling)} steps handled in {sum(handling):.2f} s, largest gap {gaps.max():.3f} s")
     # One-off work (the live layer, the switch to 3D, the result) is most of it on a short run.
     assert sum(handling) < 0.25 * wall and np.median(handling) < 0.05
-    assert gaps.max() < 0.3
+    assert gaps.max() < 0.25
     assert len(beats) > 0.5 * wall / 0.02
 
 
@@ -396,6 +397,55 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
         viewer.layers.remove("conglomerate slice reconstruction")
     result_translate = viewer.layers[name].translate
     assert result_translate[-1] > viewer.layers["conglomerate slice"].extent.world[1][-1]  # beside the slice
+
+
+def test_loss_plot_blits_within_its_limits_and_keeps_a_zoom(viewer, tmp_path, capsys):
+    """The curves move by blitting inside limits with room to grow; a curve that leaves them
+    widens them; limits the user set stay; infinite losses do not break it; saving draws the curves."""
+    widget = open_widget(viewer, "Reconstruct 3D")
+    plot, canvas = widget._losses, widget.loss_canvas
+    plot.reset(swaps=False)
+    for i in range(1, 4):
+        plot.add(i, {"s3": 1.0 / i, "total": 2.0 / i})
+    plot.refresh()
+    ax = canvas.figure.axes[0]
+    limits = ax.get_xlim(), ax.get_ylim()
+    assert limits[0] == (0, 6) and limits[1] == pytest.approx((1 / 30, 4))
+    assert all(line.get_animated() for line in ax.get_lines())
+    plot.add(4, {"s3": 0.2, "total": 0.5})
+    plot.refresh()
+    assert (ax.get_xlim(), ax.get_ylim()) == limits  # inside: only the curves were drawn again
+    assert ax.get_lines()[0].get_xdata()[-1] == 4
+    plot.add(7, {"s3": 1e-3, "total": float("inf")})
+    plot.refresh()
+    assert ax.get_xlim() == (0, 14) and ax.get_ylim()[0] == pytest.approx(1e-4)
+    ax.set_xlim(0, 3)  # the user zooms with the toolbar
+    plot.add(20, {"s3": 1e-6, "total": 0.1})
+    plot.refresh()
+    assert ax.get_xlim() == (0, 3)
+    for suffix in ("png", "pdf"):
+        canvas.save(tmp_path / f"loss.{suffix}")
+        assert (tmp_path / f"loss.{suffix}").stat().st_size > 0
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_dismissing_notifications_after_another_viewer_closed(make_napari_viewer):
+    """A toast left up by a closed viewer (napari keeps its dead entry) does not stop the next run."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    first = make_napari_viewer(show=True)
+    _, gone = first.window.add_plugin_dock_widget(PLUGIN, "Reconstruct 3D")
+    gone.status.info("done: the same message", notify=True)
+    first.close()
+    second = make_napari_viewer(show=True)
+    _, widget = second.window.add_plugin_dock_widget(PLUGIN, "Reconstruct 3D")
+    widget.status.info("done: the same message", notify=True)
+    widget.status.dismiss()  # raised on the dead entry before
+    left = []
+    for toast in list(NapariQtNotification._instances):
+        with contextlib.suppress(RuntimeError):  # dead entries of other tests' viewers
+            left += [toast] if toast.message.text() == "done: the same message" else []
+    assert not left
 
 
 def test_a_two_valued_image_is_taken_as_labels(viewer):

@@ -117,6 +117,8 @@ class ThemedCanvas(QWidget):
         self.canvas.blit(self.figure.bbox)
 
     def _on_draw(self, event) -> None:
+        if event.canvas is not self.canvas or self.canvas.is_saving():  # savefig draws them itself
+            return
         self._background = self.canvas.copy_from_bbox(self.figure.bbox)
         self._draw_animated()  # a full drawing leaves the animated artists out
 

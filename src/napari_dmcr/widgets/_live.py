@@ -87,12 +87,18 @@ class LossPlot:
         self.history = []
         self.swaps = False
         self.finished = False
+        self._limits = None  # the (x, y) limits the plot set itself during this run
+        # Empty axes, drawn now: the first drawing of a figure (fonts, text layout) is the
+        # slowest, and during a run it would hold the viewer's thread for 0.2 s.
+        canvas.paint(self._paint_waiting)
+        canvas.canvas.draw()
 
     def reset(self, swaps):
         """A new run; ``swaps``: its x axis counts trial swaps (Yeong-Torquato), not iterations."""
         self.history = []
         self.swaps = swaps
         self.finished = False
+        self._limits = None
 
     def add(self, iteration, losses):
         self.history.append((iteration, dict(losses)))
@@ -100,9 +106,8 @@ class LossPlot:
     def replace(self, history):
         """Every iteration of a finished run (the live curve had only the throttled steps)."""
         self.history = list(history)
-        self.finished = True  # fitted limits: the curves no longer grow
-        if self.history:
-            self.canvas.paint(self._paint)
+        self.finished = True  # a full repaint now fits the limits: the curves no longer grow
+        self.refresh()  # in place when the curves fit the run's limits: no full redraw
 
     def refresh(self):
         """Move the curves to the newest history (a full repaint when the curves changed)."""
@@ -116,10 +121,13 @@ class LossPlot:
             return
         for line, values in zip(lines, curves.values()):
             line.set_data(iterations, values)
-        if _within(axes[0], iterations, curves):
+        ax = axes[0]
+        # Limits the user set (toolbar zoom or pan) stay; the plot's own grow with the curves.
+        zoomed = self._limits is not None and (ax.get_xlim(), ax.get_ylim()) != self._limits
+        if zoomed or _within(ax, iterations, curves):
             self.canvas.redraw_animated()  # the curves only
             return
-        _widen(axes[0], iterations, curves)  # a full redraw, a few times a run
+        self._limits = _widen(ax, iterations, curves)  # a full redraw, a few times a run
         self.canvas.canvas.draw_idle()
 
     def _curves(self):
@@ -129,33 +137,50 @@ class LossPlot:
             name: np.maximum([losses.get(name, np.nan) for _, losses in self.history], 1e-12) for name in names
         }
 
-    def _paint(self, figure):
+    def _paint_waiting(self, figure):
+        ax = self._axes(figure)
+        ax.text(0.5, 0.5, "the loss of each descriptor\nappears here during a run", ha="center", va="center",
+                transform=ax.transAxes)  # fmt: skip
+
+    def _axes(self, figure):
         figure.subplots_adjust(left=0.17, right=0.97, bottom=0.14, top=0.9)
         ax = figure.subplots()
+        ax.set_yscale("log")
+        ax.set_xlabel("trial swaps" if self.swaps else "iteration")
+        ax.set_ylabel("S2 energy" if self.swaps else "normalized error")
+        ax.set_title("loss per descriptor")
+        return ax
+
+    def _paint(self, figure):
+        ax = self._axes(figure)
         iterations, curves = self._curves()
         for name, values in curves.items():
             style = {"color": "k", "lw": 2} if name == "total" else {}
             # Animated: the curves move by blitting, over axes drawn once (ThemedCanvas).
             ax.plot(iterations, values, label=DESCRIPTOR_TITLES.get(name, name), animated=True, **style)
-        ax.set_yscale("log")
         if not self.finished:
-            _widen(ax, iterations, curves)
-        ax.set_xlabel("trial swaps" if self.swaps else "iteration")
-        ax.set_ylabel("S2 energy" if self.swaps else "normalized error")
-        ax.set_title("loss per descriptor")
+            self._limits = _widen(ax, iterations, curves)
         ax.legend(fontsize="small", loc="upper right")
 
 
 def _within(ax, iterations, curves):
-    """Whether the curves lie inside the axes' limits."""
+    """Whether the curves' finite values lie inside the axes' limits."""
+    values = _finite(curves)
     low, high = ax.get_ylim()
-    values = np.concatenate(list(curves.values()))
-    return iterations[-1] <= ax.get_xlim()[1] and low <= np.nanmin(values) and np.nanmax(values) <= high
+    inside = values.size == 0 or (low <= values.min() and values.max() <= high)
+    return iterations[-1] <= ax.get_xlim()[1] and inside
 
 
 def _widen(ax, iterations, curves):
     """Limits with room to grow: twice the iterations so far, and a decade below the lowest loss
-    (the curves then stay inside for many steps, each drawn by blitting)."""
-    values = np.concatenate(list(curves.values()))
+    (the curves then stay inside for many steps, each drawn by blitting); returns them."""
+    values = _finite(curves)
     ax.set_xlim(0, max(2, 2 * iterations[-1]))
-    ax.set_ylim(np.nanmin(values) / 10, 2 * np.nanmax(values))
+    if values.size:
+        ax.set_ylim(values.min() / 10, 2 * values.max())
+    return ax.get_xlim(), ax.get_ylim()
+
+
+def _finite(curves):
+    values = np.concatenate(list(curves.values()))
+    return values[np.isfinite(values)]

@@ -23,9 +23,14 @@ class StatusLine(Label):
             from napari._qt.dialogs.qt_notification import NapariQtNotification
         except ImportError:  # napari moved its private module: the toasts stay, nothing else changes
             return
+        window = self.native.window()
         for toast in list(NapariQtNotification._instances):
-            if toast.message.text() in self._notified:
-                toast.close()
+            try:
+                ours = toast.parent() is not None and toast.parent().window() is window
+                if ours and toast.message.text() in self._notified:
+                    toast.close()
+            except RuntimeError:  # its viewer was closed with the toast up: napari keeps a dead entry
+                NapariQtNotification._instances.remove(toast)
         self._notified.clear()
 
     def info(self, message: str, notify: bool = False) -> None:

@@ -148,13 +148,13 @@ class RunMixin:
         from napari_dmcr.reconstruction import reconstruct
 
         engine = reconstruct if request.method == DIFFERENTIABLE else yeong_torquato
+        self.status.dismiss()
         if request.method == DIFFERENTIABLE and request.device == "cpu":
             _leave_a_core_for_the_viewer()
         self._request = request
         self._cancel_token = CancelToken()
         self._losses.reset(swaps=request.method == YEONG_TORQUATO)
         self._live.reset()
-        self.status.dismiss()
         self._live.prepare(request)
         self._last_refresh = -float("inf")
         self._worker = create_worker(
@@ -231,7 +231,7 @@ class RunMixin:
         quality = result.quality()
         if request.method == DIFFERENTIABLE:
             history = [(i, {**entry["errors"], "total": entry["loss"]}) for i, entry in enumerate(result.history, 1)]
-            QTimer.singleShot(0, lambda: self._losses.replace(history))  # a full redraw: a turn of its own
+            self._later(0, lambda: self._losses.replace(history))  # a full redraw: a turn of its own
         name = f"{request.source_names[0]} reconstruction" + (" (cancelled)" if result.cancelled else "")
         metadata = {"dmcr": summary}
         if request.label_names:
