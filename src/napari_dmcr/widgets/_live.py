@@ -106,8 +106,9 @@ class LossPlot:
     def replace(self, history):
         """Every iteration of a finished run (the live curve had only the throttled steps)."""
         self.history = list(history)
-        self.finished = True  # a full repaint now fits the limits: the curves no longer grow
-        self.refresh()  # in place when the curves fit the run's limits: no full redraw
+        self.finished = True  # fitted limits: the curves no longer grow
+        if len(self.history) > 1:
+            self.canvas.paint(self._paint)
 
     def refresh(self):
         """Move the curves to the newest history (a full repaint when the curves changed)."""

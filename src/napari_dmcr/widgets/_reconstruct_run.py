@@ -26,6 +26,7 @@ from napari_dmcr.widgets._layers import label_names
 from napari_dmcr.widgets._reconstruct_settings import DIFFERENTIABLE, YEONG_TORQUATO
 
 MID_SLICES_DELAY_MS = 100  # after the result layer: its redraw first, then the mid-slices
+FITTED_PLOT_DELAY_MS = 300  # then the loss plot of every iteration, fitted to its curves
 
 
 @dataclass
@@ -221,7 +222,8 @@ class RunMixin:
         self._last_refresh = now
         if step.volume is not None:
             self._live.show(step.volume, request)
-        self._losses.refresh()
+        if step.stage != "done":  # the finished run's plot follows, fitted (_on_result)
+            self._losses.refresh()
 
     def _on_result(self, result):
         request = self._request
@@ -231,7 +233,7 @@ class RunMixin:
         quality = result.quality()
         if request.method == DIFFERENTIABLE:
             history = [(i, {**entry["errors"], "total": entry["loss"]}) for i, entry in enumerate(result.history, 1)]
-            self._later(0, lambda: self._losses.replace(history))  # a full redraw: a turn of its own
+            self._later(FITTED_PLOT_DELAY_MS, lambda: self._losses.replace(history))  # a full redraw, on its own
         name = f"{request.source_names[0]} reconstruction" + (" (cancelled)" if result.cancelled else "")
         metadata = {"dmcr": summary}
         if request.label_names:
