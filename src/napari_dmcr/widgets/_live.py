@@ -161,7 +161,7 @@ class LossPlot:
             ax.plot(iterations, values, label=DESCRIPTOR_TITLES.get(name, name), animated=True, **style)
         if not self.finished:
             self._limits = _widen(ax, iterations, curves)
-        ax.legend(fontsize="small", loc="upper right")
+        ax.legend(fontsize="small", loc="upper right").set_animated(True)  # over the curves, as they move
 
 
 def _within(ax, iterations, curves):
