@@ -386,6 +386,8 @@ def test_every_run_shows_its_live_view_and_ends_at_done(viewer, qtbot):
         assert done_toasts()
         from napari_dmcr.evaluation.views import orthogonal_mid_slices
 
+        # Added hidden, shown a turn later:
+        wait_for(qtbot, lambda: viewer.layers["conglomerate slice reconstruction"].visible)
         wait_for(qtbot, lambda: qa_name in viewer.layers)  # added a turn of the event loop later
         qa = viewer.layers.pop(qa_name)  # under the slice
         assert np.array_equal(qa.data, orthogonal_mid_slices(viewer.layers["conglomerate slice reconstruction"].data))

@@ -79,16 +79,16 @@ class CorrectionPairs:
             if len(changed) <= min(free_count, len(free) - free_count):
                 columns = self.buffer[:, changed].double()
                 self.free_gram += (columns * torch.where(free[changed], 1.0, -1.0).to(columns)) @ columns.T
-                self.free = free
-                return self.free_gram.to(self.buffer.dtype)
+                self.free = free.clone()  # the caller may reuse its mask
+                return self.free_gram.to(self.buffer.dtype, copy=True)
         if 2 * free_count <= len(free):
             columns = self.buffer[:, free]
             self.free_gram = (columns @ columns.T).double()
         else:
             columns = self.buffer[:, ~free]
             self.free_gram = self.gram - (columns @ columns.T).double()
-        self.free = free
-        return self.free_gram.to(self.buffer.dtype)
+        self.free = free.clone()  # the caller may reuse its mask
+        return self.free_gram.to(self.buffer.dtype, copy=True)
 
     def compact(self):
         """``(theta, W, M)`` of the stored pairs."""
