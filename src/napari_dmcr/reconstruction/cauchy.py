@@ -74,14 +74,11 @@ class CorrectionPairs:
         or left the free set since the last call when they are fewer than the smaller of the free
         and fixed sets, else formed again from that set's columns."""
         free_count = int(free.sum())
-        if self.free is not None:
-            changed = torch.nonzero(free ^ self.free).squeeze(1)
-            if len(changed) <= min(free_count, len(free) - free_count):
-                columns = self.buffer[:, changed].double()
-                self.free_gram += (columns * torch.where(free[changed], 1.0, -1.0).to(columns)) @ columns.T
-                self.free = free.clone()  # the caller may reuse its mask
-                return self.free_gram.to(self.buffer.dtype, copy=True)
-        if 2 * free_count <= len(free):
+        changed = None if self.free is None else torch.nonzero(free ^ self.free).squeeze(1)
+        if changed is not None and len(changed) <= min(free_count, len(free) - free_count):
+            columns = self.buffer[:, changed].double()
+            self.free_gram += (columns * torch.where(free[changed], 1.0, -1.0).to(columns)) @ columns.T
+        elif 2 * free_count <= len(free):
             columns = self.buffer[:, free]
             self.free_gram = (columns @ columns.T).double()
         else:
