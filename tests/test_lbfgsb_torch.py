@@ -164,7 +164,8 @@ def test_cauchy_point_is_the_first_minimizer_along_the_projected_path(monkeypatc
     gradient = torch.randn(400, generator=generator, dtype=torch.float64)
     pairs, _ = _pairs(400, 5, 6, seed=1)
     theta, w, middle = pairs.compact()
-    x_c, _, t_c, c = cauchy.cauchy_point(x, gradient, 0.0, 1.0, theta, w, middle)
+    point = cauchy.cauchy_point(cauchy.ProjectedPath(x, gradient, 0.0, 1.0), theta, w, middle)
+    x_c, t_c, c = point.point, point.t, point.products
 
     def model(t):
         z = (x - t * gradient).clamp(0, 1) - x
@@ -177,6 +178,8 @@ def test_cauchy_point_is_the_first_minimizer_along_the_projected_path(monkeypatc
     assert model(t_c) <= float(values.min()) + 1e-9
     assert torch.allclose(x_c, (x - t_c * gradient).clamp(0, 1))
     assert torch.allclose(c, w.T @ (x_c - x))
+    assert torch.equal(point.free, cauchy.breakpoints(x, gradient, 0.0, 1.0) > t_c)
+    assert torch.allclose(point.free_gradient, w.T @ (gradient * point.free))
 
 
 def test_cauchy_point_with_ties_across_partial_sorts(monkeypatch):
@@ -187,12 +190,52 @@ def test_cauchy_point_with_ties_across_partial_sorts(monkeypatch):
     gradient = torch.randint(0, 2, (300,), generator=generator).double() * 2 - 1
     pairs, _ = _pairs(300, 4, 5, seed=2)
     theta, w, middle = pairs.compact()
-    whole = cauchy.cauchy_point(x, gradient, 0.0, 1.0, theta, w, middle)
+    path = cauchy.ProjectedPath(x, gradient, 0.0, 1.0)
+    whole = cauchy.cauchy_point(path, theta, w, middle)
     monkeypatch.setattr(cauchy, "BLOCK", 2)
     monkeypatch.setattr(cauchy, "ESCALATE", 3)
-    partial = cauchy.cauchy_point(x, gradient, 0.0, 1.0, theta, w, middle)
-    assert whole[2] == pytest.approx(partial[2], rel=1e-12)
-    assert torch.allclose(whole[0], partial[0]) and torch.allclose(whole[3], partial[3])
+    partial = cauchy.cauchy_point(path, theta, w, middle)
+    assert whole.t == pytest.approx(partial.t, rel=1e-12)
+    assert torch.allclose(whole.point, partial.point) and torch.allclose(whole.products, partial.products)
+    # Breakpoints equal to t_c are not free: W^T g_F over the free variables only.
+    for point in (whole, partial):
+        assert torch.allclose(point.free_gradient, w.T @ (gradient * point.free))
+
+
+@pytest.mark.parametrize("seed", [61, 67, 143])
+def test_free_gradient_when_the_cauchy_point_is_a_tied_breakpoint(seed):
+    """Strongly coupled pairs and few breakpoint values: the Cauchy point lands on a breakpoint
+    shared by several variables, part of them still counted as moving by the scan; W^T g_F is
+    that of the free variables (t > t_c) all the same."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(1, 4, (6,), generator=generator).double() / 4
+    signs = torch.randint(0, 2, (6,), generator=generator).double() * 2 - 1
+    gradient = signs * torch.randint(1, 3, (6,), generator=generator).double()
+    root = torch.randn(6, 6, generator=generator, dtype=torch.float64)
+    hessian = root @ root.T + 0.1 * torch.eye(6, dtype=torch.float64)
+    pairs = CorrectionPairs(6, 3, torch.float64, "cpu")
+    for _ in range(3):
+        s = torch.randn(6, generator=generator, dtype=torch.float64)
+        pairs.add(s, hessian @ s, float(s @ hessian @ s))
+    theta, w, middle = pairs.compact()
+    path = cauchy.ProjectedPath(x, gradient, 0.0, 1.0)
+    point = cauchy.cauchy_point(path, theta, w, middle)
+    assert int((path.t == point.t).sum()) >= 2
+    assert torch.allclose(point.free_gradient, w.T @ (gradient * point.free))
+
+
+def test_storing_a_pair_gives_the_products_of_the_next_path():
+    """The pass that stores a pair also gives W^T of the gradient on the moving variables of
+    the pair's end (W with the new pair), which the next Cauchy point starts from."""
+    pairs, _ = _pairs(50, 3, 4, seed=6)
+    generator = torch.Generator().manual_seed(8)
+    x = torch.rand(50, generator=generator, dtype=torch.float64).clamp(0.2, 0.8)
+    gradient = torch.randn(50, generator=generator, dtype=torch.float64)
+    path = cauchy.ProjectedPath(x, gradient, 0.2, 0.8)
+    s = torch.randn(50, generator=generator, dtype=torch.float64)
+    pairs.add(s, 2 * s, float(2 * s @ s), path)
+    assert 0 < int(path.moving.sum()) < 50
+    assert torch.allclose(path.products, pairs.buffer @ (gradient * path.moving))
 
 
 def test_free_products_follow_the_free_set_and_new_pairs():

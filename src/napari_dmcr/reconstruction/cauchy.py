@@ -17,10 +17,29 @@ that projection does not descend, the step is shortened to stay feasible instead
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 BLOCK = 1024  # breakpoints in the first sorted block (the next ones double)
 ESCALATE = 16  # the second partial sort takes this many blocks before a full sort (2.8 ms, not 15)
+
+
+class ProjectedPath:
+    """The projected gradient path ``P(x - t g)`` of a point: each variable's breakpoint ``t``,
+    the variables that move along it (``t > 0``) and the gradient on them.
+
+    ``products``, ``W^T`` of that gradient, is filled in by :meth:`CorrectionPairs.add` when
+    the pair that ends at this point is stored: the pass over the history that stores the pair
+    gives it, and the Cauchy point needs no pass of its own.
+    """
+
+    def __init__(self, x, gradient, lower, upper):
+        self.x, self.gradient, self.lower, self.upper = x, gradient, lower, upper
+        self.t = breakpoints(x, gradient, lower, upper)
+        self.moving = self.t > 0
+        self.moving_gradient = gradient * self.moving
+        self.products = None
 
 
 class CorrectionPairs:
@@ -51,13 +70,18 @@ class CorrectionPairs:
         self.free = None
         self.count = self.next = 0
 
-    def add(self, s, y, curvature):
-        """Store a pair whose curvature ``s . y`` is positive (the oldest leaves when full)."""
+    def add(self, s, y, curvature, path=None):
+        """Store a pair whose curvature ``s . y`` is positive (the oldest leaves when full); with
+        the :class:`ProjectedPath` of the pair's end, fill in its ``products``."""
         k, m = self.next, self.size
         self.buffer[k], self.buffer[m + k] = y, s
         pair = [y, s] if self.free is None else [y, s, y * self.free, s * self.free]
-        # One product reads the buffer once (a 4 x n stack, transposed: torch's fastest layout here).
+        if path is not None:
+            pair.append(path.moving_gradient)
+        # One product reads the buffer once (a stack of 2-5 x n, transposed: torch's fastest layout here).
         products = (self.buffer @ torch.stack(pair).T).double()
+        if path is not None:
+            path.products = products[:, -1]
         with_y, with_s = products[:, 0], products[:, 1]  # [Y S]^T y, [Y S]^T s
         self.gram[:, k] = self.gram[k, :] = with_y
         self.gram[:, m + k] = self.gram[m + k, :] = with_s
@@ -76,8 +100,8 @@ class CorrectionPairs:
         free_count = int(free.sum())
         changed = None if self.free is None else torch.nonzero(free ^ self.free).squeeze(1)
         if changed is not None and len(changed) <= min(free_count, len(free) - free_count):
-            columns = self.buffer[:, changed].double()
-            self.free_gram += (columns * torch.where(free[changed], 1.0, -1.0).to(columns)) @ columns.T
+            columns = self.buffer[:, changed]  # in the buffer's precision, as the re-formed products
+            self.free_gram += ((columns * torch.where(free[changed], 1.0, -1.0).to(columns)) @ columns.T).double()
         elif 2 * free_count <= len(free):
             columns = self.buffer[:, free]
             self.free_gram = (columns @ columns.T).double()
@@ -105,41 +129,51 @@ class CorrectionPairs:
 
 def breakpoints(x, gradient, lower, upper):
     """Where each variable meets its bound along ``x - t g`` (inf: never; 0: already there)."""
-    to_bound = (x - lower) / gradient, (x - upper) / gradient
-    return torch.where(gradient > 0, to_bound[0], torch.where(gradient < 0, to_bound[1], torch.inf)).clamp_(min=0)
+    bound = torch.where(gradient > 0, x.new_tensor(lower), x.new_tensor(upper))  # one pass, not two
+    return torch.where(gradient != 0, (x - bound) / gradient, torch.inf).clamp_(min=0)
 
 
 def room(x, direction, lower, upper):
     """The largest t for which ``x + t * direction`` stays in the box (inf: no bound in the way)."""
-    steps = torch.where(
-        direction > 0, (upper - x) / direction, torch.where(direction < 0, (lower - x) / direction, torch.inf)
-    )
+    bound = torch.where(direction > 0, x.new_tensor(upper), x.new_tensor(lower))
+    steps = torch.where(direction != 0, (bound - x) / direction, torch.inf)
     return float(steps.min()) if steps.numel() else float("inf")
 
 
-def cauchy_point(x, gradient, lower, upper, theta, w, middle):
-    """The generalized Cauchy point ``x_c``, the breakpoints ``t``, ``t_c`` and ``c = W^T (x_c - x)``.
+class CauchyPoint(NamedTuple):
+    """The generalized Cauchy point of a :class:`ProjectedPath`."""
+
+    point: torch.Tensor  # x_c
+    t: float  # t_c: x_c = P(x - t_c g)
+    products: torch.Tensor  # c = W^T (x_c - x)
+    free: torch.Tensor  # the variables still moving at t_c (bool)
+    free_gradient: torch.Tensor  # W^T of the gradient on them (float64)
+
+
+def cauchy_point(path, theta, w, middle):
+    """The generalized Cauchy point of ``path`` (:class:`ProjectedPath`) for ``B = theta I - W M W^T``.
 
     On the segment before a breakpoint ``x(t) - x = a + t d`` with ``a = -t_i g_i`` on the
     variables already at their bounds and ``d = -g_i`` on the moving ones, so with
     ``W^T (x(t) - x) = p + t q`` the model's slope is ``-G + theta t G - q^T M (p + t q)`` and its
     curvature ``theta G - q^T M q`` (``G``: the sum of g_i^2 over the moving variables).
     Breakpoints are taken in sorted blocks (the Cauchy point usually lies a few hundred
-    breakpoints past those at t = 0), prefix sums in float64.
+    breakpoints past those at t = 0), prefix sums in float64. At the Cauchy point ``-q`` is
+    ``W^T`` of the gradient on the free variables, which the subspace step needs.
     """
-    t = breakpoints(x, gradient, lower, upper)
-    moving = t > 0
-    if not bool(moving.any()):  # every variable held at a bound: x is its own Cauchy point
-        return x.clone(), t, 0.0, torch.zeros(w.shape[1], dtype=w.dtype, device=x.device)
+    x, gradient, t, moving = path.x, path.gradient, path.t, path.moving
+    count = int(moving.sum())
+    if not count:  # every variable held at a bound: x is its own Cauchy point
+        zeros = torch.zeros(w.shape[1], dtype=torch.float64, device=x.device)
+        return CauchyPoint(x.clone(), 0.0, zeros.to(w.dtype), moving, zeros)
     middle = middle.double()
-    g_moving = (gradient * moving).double()
+    products = path.products if path.products is not None else (w.T @ path.moving_gradient).double()
     carry = {
-        "g2": float(torch.dot(g_moving, g_moving)),
-        "q": -(w.T @ (gradient * moving)).double(),
+        "g2": float(torch.dot(path.moving_gradient, path.moving_gradient)),
+        "q": -products,
         "p": torch.zeros(w.shape[1], dtype=torch.float64, device=x.device),
         "start": 0.0,
     }
-    count = int(moving.sum())
     keyed = torch.where(moving, t, torch.inf)  # the held variables sort last and are not scanned
     found, done, start = None, 0, dict(carry)
     for taken in (min(BLOCK, count), min(ESCALATE * BLOCK, count), count):
@@ -155,14 +189,18 @@ def cauchy_point(x, gradient, lower, upper, theta, w, middle):
         if found is not None:
             break
         done = taken
-    t_c, c = found
-    x_c = (x - torch.clamp(t, max=t_c) * gradient).clamp_(lower, upper)
-    return x_c, t, t_c, c.to(w.dtype)
+    t_c, c, q, passed = found
+    free = t > t_c
+    if int(free.sum()) != count - passed:  # breakpoints equal to t_c: the scan's q counts them
+        q = -(w.T @ (gradient * free)).double()
+    x_c = (x - torch.clamp(t, max=t_c) * gradient).clamp_(path.lower, path.upper)
+    return CauchyPoint(x_c, t_c, c.to(w.dtype), free, -q)
 
 
 def _scan(sorted_t, index, gradient, w, theta, middle, carry, total, done, limit):
-    """``(t_c, c)`` from the sorted breakpoints ``done`` to ``limit`` of ``total``, in doubling
-    blocks (``carry``: the sums up to ``done``); None when the minimizer lies beyond ``limit``."""
+    """``(t_c, c, q, passed)`` from the sorted breakpoints ``done`` to ``limit`` of ``total``, in
+    doubling blocks (``carry``: the sums up to ``done``; ``q`` on the Cauchy point's segment,
+    after the first ``passed`` breakpoints); None when the minimizer lies beyond ``limit``."""
     block = BLOCK
     while done < limit:
         block = min(block, limit - done)
@@ -177,16 +215,17 @@ def _scan(sorted_t, index, gradient, w, theta, middle, carry, total, done, limit
             gw = torch.cat([gw, gw.new_zeros(1, gw.shape[1])])
         found = _first_minimizer(ts, gs, gw, theta, middle, carry)
         if found is not None:
-            return found
+            t_c, c, q, j = found
+            return t_c, c, q, done + j
         if last:  # the model falls without end along the path: stop at its last breakpoint
-            return carry["start"], carry["p"] + carry["start"] * carry["q"]
+            return carry["start"], carry["p"] + carry["start"] * carry["q"], carry["q"], total
         done, block = done + block, 2 * block
     return None
 
 
 def _first_minimizer(ends, gs, gw, theta, middle, carry):
-    """``(t_c, c)`` of the first segment of this block that holds the model's minimizer along
-    the path, or None (``carry`` then moves past the block)."""
+    """``(t_c, c, q, j)`` of the first segment ``j`` of this block that holds the model's
+    minimizer along the path, or None (``carry`` then moves past the block)."""
     g2 = gs * gs
     excl = lambda values: torch.cumsum(values, 0) - values  # noqa: E731 -- sums before each entry
     moving_g2 = carry["g2"] - excl(g2)
@@ -203,25 +242,30 @@ def _first_minimizer(ends, gs, gw, theta, middle, carry):
     if bool(found.any()):
         j = int(torch.nonzero(found)[0])
         t_c = float(starts[j]) if bool(slope[j] >= 0) else float(minimizer[j])
-        return t_c, p[j] + t_c * q[j]
+        return t_c, p[j] + t_c * q[j], q[j], j
     carry.update(g2=float(moving_g2[-1] - g2[-1]), q=q[-1] + gw[-1], p=p[-1] - tgw[-1], start=float(ends[-1]))
     return None
 
 
-def search_segment(x, gradient, lower, upper, pairs):
-    """``x_bar - x``: the step to the projected subspace minimizer from the Cauchy point."""
+def search_segment(path, pairs):
+    """``x_bar - x``: the step to the projected subspace minimizer from the Cauchy point of
+    ``path`` (:class:`ProjectedPath`)."""
     theta, w, middle = pairs.compact()
-    x_c, t, t_c, c = cauchy_point(x, gradient, lower, upper, theta, w, middle)
-    free = t > t_c
-    # The reduced gradient at x_c is base - W M c on the free variables; with W_F^T W_F at hand,
-    # two products over the variables give the whole subspace step.
-    base = (gradient + theta * (x_c - x)) * free
+    x, gradient = path.x, path.gradient
+    cauchy = cauchy_point(path, theta, w, middle)
+    x_c, c, free = cauchy.point, cauchy.products, cauchy.free
+    # The reduced gradient at x_c is base - W M c on the free variables, where x_c - x = -t_c g:
+    # base = (1 - theta t_c) g_F, and W^T base follows from the Cauchy point's W^T g_F. With
+    # W_F^T W_F at hand, one product over the variables gives the subspace step.
+    shrink = 1.0 - theta * cauchy.t
+    base = shrink * gradient * free
+    w_base = (shrink * cauchy.free_gradient).to(w.dtype)
     gram = pairs.free_products(free)
     m_c = middle @ c
     inner = torch.eye(len(c), dtype=w.dtype, device=w.device) - (middle @ gram) / theta
-    v = torch.linalg.solve(inner, middle @ (w.T @ base - gram @ m_c))
+    v = torch.linalg.solve(inner, middle @ (w_base - gram @ m_c))
     subspace = -(base / theta - (w @ (m_c / theta - v / theta**2)) * free)
-    projected = (x_c + subspace).clamp(lower, upper) - x
+    projected = (x_c + subspace).clamp(path.lower, path.upper) - x
     if float(torch.dot(projected, gradient)) < 0:
         return projected
-    return x_c + min(1.0, room(x_c, subspace, lower, upper)) * subspace - x
+    return x_c + min(1.0, room(x_c, subspace, path.lower, path.upper)) * subspace - x

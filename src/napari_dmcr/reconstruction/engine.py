@@ -27,6 +27,7 @@ import torch
 
 from napari_dmcr.errors import DeviceMemoryError
 from napari_dmcr.progress import Cancelled, CancelToken, Throttle, drain
+from napari_dmcr.reconstruction.allocator import reuse_freed_memory
 from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice
 from napari_dmcr.reconstruction.loss import level_loss, shape_at_level
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb, run_lbfgsb_torch
@@ -136,6 +137,7 @@ def reconstruct(target, shape, *, cancel=None, **options):
     slice_shape = settings.shape if len(settings.shape) == 2 else tuple(sorted(settings.shape)[1:])
     chunk_size = settings.chunk_size or default_chunk_size(settings.specs, slice_shape, settings.memory_budget_gb)
     check_memory(settings.shape, settings.specs, device=settings.device, chunk_size=chunk_size)
+    reuse_freed_memory()
     return relay(lambda emit: _deterministic(_run, settings, chunk_size, cancel, emit), cancel)
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import torch
 
-from napari_dmcr.reconstruction.cauchy import CorrectionPairs, breakpoints, room, search_segment
+from napari_dmcr.reconstruction.cauchy import CorrectionPairs, ProjectedPath, room, search_segment
 
 MAX_LINE_SEARCH = 20  # evaluations of one line search before the history is reset
 ARMIJO = 1e-3  # sufficient-decrease constant (SciPy's L-BFGS-B: ftol of its line search)
@@ -89,11 +89,12 @@ def _minimize_flat(fun, x, lower, upper, max_iter, max_evaluations, history_size
     value, gradient = fun(x)
     info = {"value": value, "iterations": 0, "evaluations": 1, "reason": "max_iter"}
     history = CorrectionPairs(x.numel(), history_size, x.dtype, x.device)
+    path = ProjectedPath(x, gradient, lower, upper)
     while info["iterations"] < max_iter:
         if float((x - (x - gradient).clamp(lower, upper)).abs().max()) <= pgtol:
             info["reason"] = "projected gradient"
             break
-        segment = _segment(x, gradient, history, lower, upper)
+        segment = _segment(path, history)
         accepted = _line_search(
             fun, x, value, gradient, segment, max_evaluations - info["evaluations"], info, lower, upper
         )
@@ -106,8 +107,9 @@ def _minimize_flat(fun, x, lower, upper, max_iter, max_evaluations, history_size
         trial, trial_value, trial_gradient = accepted
         s, y = trial - x, trial_gradient - gradient
         curvature = float(torch.dot(s, y))
+        path = ProjectedPath(trial, trial_gradient, lower, upper)
         if curvature > 1e-10 * float(torch.dot(y, y)):
-            history.add(s, y, curvature)
+            history.add(s, y, curvature, path)
         reduction = (value - trial_value) / max(abs(value), abs(trial_value), 1.0)
         x, value, gradient = trial, trial_value, trial_gradient
         info["iterations"] += 1
@@ -123,17 +125,18 @@ def _minimize_flat(fun, x, lower, upper, max_iter, max_evaluations, history_size
     return x, info
 
 
-def _segment(x, gradient, history, lower, upper):
-    """The step to the next trial point, ``x_bar - x`` (it lies in the box): L-BFGS-B's search
-    direction, or projected steepest descent, at most one unit long, without a usable history."""
+def _segment(path, history):
+    """The step to the next trial point from ``path``'s point, ``x_bar - x`` (it lies in the
+    box): L-BFGS-B's search direction, or projected steepest descent, at most one unit long,
+    without a usable history."""
     if history:
-        segment = search_segment(x, gradient, lower, upper, history)
-        if float(torch.dot(segment, gradient)) < 0:
+        segment = search_segment(path, history)
+        if float(torch.dot(segment, path.gradient)) < 0:
             return segment
         history.clear()
-    direction = -gradient * (breakpoints(x, gradient, lower, upper) > 0)  # held variables stay put
+    direction = -path.moving_gradient  # held variables stay put
     direction /= max(1.0, float(direction.abs().max()))
-    return (x + direction).clamp(lower, upper) - x
+    return (path.x + direction).clamp(path.lower, path.upper) - path.x
 
 
 def _line_search(fun, x, value, gradient, segment, budget, info, lower, upper):
