@@ -1,5 +1,7 @@
 """L-BFGS-B in torch against SciPy's L-BFGS-B, closed forms and brute force."""
 
+import math
+
 import pytest
 import scipy.optimize
 import torch
@@ -152,12 +154,13 @@ def test_compact_form_is_the_bfgs_matrix_of_the_last_pairs():
     assert torch.allclose(compact, dense, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize(("block", "escalate"), [(3, 16), (1, 2), (1024, 16)])
-def test_cauchy_point_is_the_first_minimizer_along_the_projected_path(monkeypatch, block, escalate):
-    """Brute force: the quadratic model on a fine grid of the path P(x - t g) (small blocks: the
-    point lies past the first partial sort, and with (1, 2) past the second too)."""
+@pytest.mark.parametrize(("block", "escalate", "sample"), [(3, 16, 7), (1, 2, 7), (1024, 8, 4096)])
+def test_cauchy_point_is_the_first_minimizer_along_the_projected_path(monkeypatch, block, escalate, sample):
+    """Brute force: the quadratic model on a fine grid of the path P(x - t g) (small blocks and
+    samples: the point lies past the first selections of breakpoints, read off a strided sample)."""
     monkeypatch.setattr(cauchy, "BLOCK", block)
     monkeypatch.setattr(cauchy, "ESCALATE", escalate)
+    monkeypatch.setattr(cauchy, "SAMPLE", sample)
     generator = torch.Generator().manual_seed(3)
     x = torch.rand(400, generator=generator, dtype=torch.float64)
     x[x < 0.2], x[x > 0.8] = 0.0, 1.0
@@ -182,9 +185,9 @@ def test_cauchy_point_is_the_first_minimizer_along_the_projected_path(monkeypatc
     assert torch.allclose(point.free_gradient, w.T @ (gradient * point.free))
 
 
-def test_cauchy_point_with_ties_across_partial_sorts(monkeypatch):
-    """Breakpoints from a few values (many equal ones across the blocks' edges): the partial
-    sorts give the full sort's Cauchy point."""
+def test_cauchy_point_with_ties_in_the_selections(monkeypatch):
+    """Breakpoints from a few values (many equal ones): the selections up to sampled thresholds
+    give the full sort's Cauchy point."""
     generator = torch.Generator().manual_seed(5)
     x = torch.randint(1, 4, (300,), generator=generator).double() / 4
     gradient = torch.randint(0, 2, (300,), generator=generator).double() * 2 - 1
@@ -203,10 +206,13 @@ def test_cauchy_point_with_ties_across_partial_sorts(monkeypatch):
 
 
 @pytest.mark.parametrize("seed", [61, 67, 143])
-def test_free_gradient_when_the_cauchy_point_is_a_tied_breakpoint(seed):
+def test_free_gradient_when_the_cauchy_point_is_a_tied_breakpoint(monkeypatch, seed):
     """Strongly coupled pairs and few breakpoint values: the Cauchy point lands on a breakpoint
     shared by several variables, part of them still counted as moving by the scan; W^T g_F is
     that of the free variables (t > t_c) all the same."""
+    scans = []
+    scan = cauchy._scan
+    monkeypatch.setattr(cauchy, "_scan", lambda *a: scans.append(scan(*a)) or scans[-1])
     generator = torch.Generator().manual_seed(seed)
     x = torch.randint(1, 4, (6,), generator=generator).double() / 4
     signs = torch.randint(0, 2, (6,), generator=generator).double() * 2 - 1
@@ -220,8 +226,51 @@ def test_free_gradient_when_the_cauchy_point_is_a_tied_breakpoint(seed):
     theta, w, middle = pairs.compact()
     path = cauchy.ProjectedPath(x, gradient, 0.0, 1.0)
     point = cauchy.cauchy_point(path, theta, w, middle)
-    assert int((path.t == point.t).sum()) >= 2
+    passed = scans[-1][3]
+    assert int(path.moving.sum()) - passed > int(point.free.sum())  # the scan's q would be wrong
     assert torch.allclose(point.free_gradient, w.T @ (gradient * point.free))
+
+
+def test_cauchy_point_without_bounds_is_the_model_minimizer_along_the_gradient():
+    generator = torch.Generator().manual_seed(9)
+    x = torch.randn(500, generator=generator, dtype=torch.float64)
+    gradient = torch.randn(500, generator=generator, dtype=torch.float64)
+    pairs, _ = _pairs(500, 4, 6, seed=3)
+    theta, w, middle = pairs.compact()
+    point = cauchy.cauchy_point(cauchy.ProjectedPath(x, gradient, -math.inf, math.inf), theta, w, middle)
+    curvature = theta * gradient @ gradient - (w.T @ gradient) @ middle @ (w.T @ gradient)
+    assert point.t == pytest.approx(float(gradient @ gradient / curvature), rel=1e-10)
+    assert bool(point.free.all()) and torch.allclose(point.point, x - point.t * gradient)
+    assert torch.allclose(point.free_gradient, w.T @ gradient)
+
+
+def test_cauchy_point_with_every_variable_held_is_the_point_itself():
+    x = torch.zeros(20, dtype=torch.float64)
+    pairs, _ = _pairs(20, 3, 3, seed=4)
+    path = cauchy.ProjectedPath(x, torch.ones(20, dtype=torch.float64), 0.0, 1.0)  # all pushed below 0
+    point = cauchy.cauchy_point(path, *pairs.compact())
+    assert point.t == 0.0 and torch.equal(point.point, x) and not bool(point.free.any())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cauchy_point_past_the_last_breakpoint_of_a_flat_model(seed):
+    """B = theta I with a small theta: the model still falls when every variable has reached its
+    bound, where it is flat (gradients of a few exact values: the sums cancel exactly); the
+    Cauchy point is finite, at or past the last breakpoint, every variable at its bound."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(300, generator=generator, dtype=torch.float64)
+    signs = torch.randint(0, 2, (300,), generator=generator).double() * 2 - 1
+    gradient = signs * torch.randint(1, 3, (300,), generator=generator).double() / 2  # t <= 2 < 1 / theta
+    pairs = CorrectionPairs(300, 3, torch.float64, "cpu")
+    for _ in range(3):
+        s = torch.randn(300, generator=generator, dtype=torch.float64)
+        pairs.add(s, 0.01 * s, 0.01 * float(s @ s))
+    theta, w, middle = pairs.compact()
+    path = cauchy.ProjectedPath(x, gradient, 0.0, 1.0)
+    point = cauchy.cauchy_point(path, theta, w, middle)
+    assert float(path.t.max()) <= point.t < math.inf and not bool(point.free.any())
+    assert torch.equal(point.point, (x - 3 * gradient).clamp(0, 1))
+    assert torch.allclose(point.products, w.T @ (point.point - x))
 
 
 def test_storing_a_pair_gives_the_products_of_the_next_path():

@@ -29,7 +29,7 @@ SAMPLE = 4096  # breakpoints sampled to choose the thresholds of the selections
 
 class ProjectedPath:
     """The projected gradient path ``P(x - t g)`` of a point: each variable's breakpoint ``t``,
-    the variables that move along it (``t > 0``) and the gradient on them.
+    the variables that move along it (``t > 0`` and ``g != 0``) and the gradient on them.
 
     ``products``, ``W^T`` of that gradient, is filled in by :meth:`CorrectionPairs.add` when
     the pair that ends at this point is stored: the pass over the history that stores the pair
@@ -39,7 +39,7 @@ class ProjectedPath:
     def __init__(self, x, gradient, lower, upper):
         self.x, self.gradient, self.lower, self.upper = x, gradient, lower, upper
         self.t = breakpoints(x, gradient, lower, upper)
-        self.moving = self.t > 0
+        self.moving = (self.t > 0) & (gradient != 0)
         self.moving_gradient = gradient * self.moving
         self.products = None
 
@@ -131,13 +131,13 @@ class CorrectionPairs:
 
 def breakpoints(x, gradient, lower, upper):
     """Where each variable meets its bound along ``x - t g`` (inf: never; 0: already there)."""
-    bound = torch.where(gradient > 0, x.new_tensor(lower), x.new_tensor(upper))  # one pass, not two
+    bound = torch.where(gradient > 0, x.new_full((), lower), x.new_full((), upper))  # one pass, not two
     return torch.where(gradient != 0, (x - bound) / gradient, torch.inf).clamp_(min=0)
 
 
 def room(x, direction, lower, upper):
     """The largest t for which ``x + t * direction`` stays in the box (inf: no bound in the way)."""
-    bound = torch.where(direction > 0, x.new_tensor(upper), x.new_tensor(lower))
+    bound = torch.where(direction > 0, x.new_full((), upper), x.new_full((), lower))
     steps = torch.where(direction != 0, (bound - x) / direction, torch.inf)
     return float(steps.min()) if steps.numel() else float("inf")
 
@@ -171,7 +171,7 @@ def cauchy_point(path, theta, w, middle):
     middle = middle.double()
     products = path.products if path.products is not None else (w.T @ path.moving_gradient).double()
     carry = {
-        "g2": float(torch.dot(path.moving_gradient, path.moving_gradient)),
+        "g2": float(torch.linalg.vector_norm(path.moving_gradient, dtype=torch.float64)) ** 2,
         "q": -products,
         "p": torch.zeros(w.shape[1], dtype=torch.float64, device=x.device),
         "start": 0.0,
@@ -180,23 +180,34 @@ def cauchy_point(path, theta, w, middle):
     # to a threshold read off a sorted sample (a comparison and a small sort: topk costs 3-10x
     # more), until a selection holds the Cauchy point; each selection extends the last one.
     keyed = torch.where(moving, t, torch.inf)
-    stride = max(1, len(keyed) // SAMPLE)
-    sample = torch.sort(keyed[::stride]).values
+    stride = max(1, len(keyed) // SAMPLE) | 1  # odd: a power-of-two stride samples one face of a grid
+    sample = torch.sort(keyed[::stride]).values.tolist()
     found, done, wanted = None, 0, BLOCK
     while found is None:
-        threshold = float(sample[min(wanted // stride, len(sample) - 1)]) if wanted < count else math.inf
-        chosen = torch.nonzero(keyed <= threshold if threshold < math.inf else moving).squeeze(1)
-        if len(chosen) > done:
-            sorted_t, order = torch.sort(keyed[chosen])
-            found = _scan(sorted_t, chosen[order], gradient, w, theta, middle, carry, count, done, len(chosen))
-            done = len(chosen)
+        threshold = sample[min(wanted // stride, len(sample) - 1)] if wanted < count else math.inf
+        sorted_t, order = _smallest(keyed, moving, threshold)
+        if len(order) > done:
+            found = _scan(sorted_t, order, gradient, w, theta, middle, carry, count, done, len(order))
+            done = len(order)
         wanted *= ESCALATE
     t_c, c, q, passed = found
     free = t > t_c
-    if int(free.sum()) != count - passed:  # breakpoints equal to t_c: the scan's q counts them
+    if int((free & moving).sum()) != count - passed:  # breakpoints equal to t_c: the scan's q counts them
         q = -(w.T @ (gradient * free)).double()
     x_c = (x - torch.clamp(t, max=t_c) * gradient).clamp_(path.lower, path.upper)
     return CauchyPoint(x_c, t_c, c.to(w.dtype), free, -q)
+
+
+def _smallest(keyed, moving, threshold):
+    """The moving variables' breakpoints up to ``threshold``, ascending, and their indices; with
+    an infinite threshold all of them, the infinite ones (never reached: all equal) unsorted."""
+    finite = threshold < math.inf
+    chosen = torch.nonzero(keyed <= threshold if finite else keyed < math.inf).squeeze(1)
+    sorted_t, order = torch.sort(keyed[chosen])
+    if finite:
+        return sorted_t, chosen[order]
+    never = torch.nonzero(moving & torch.isinf(keyed)).squeeze(1)
+    return torch.cat([sorted_t, keyed[never]]), torch.cat([chosen[order], never])
 
 
 def _scan(sorted_t, index, gradient, w, theta, middle, carry, total, done, limit):
@@ -210,17 +221,13 @@ def _scan(sorted_t, index, gradient, w, theta, middle, carry, total, done, limit
         rows = index[done : done + block]
         gs = gradient[rows].double()
         gw = gs[:, None] * w[rows].double()
-        last = done + block >= total
-        if last:  # the segment after the last breakpoint runs to infinity
-            ts = torch.cat([ts, ts.new_full((1,), float("inf"))])
-            gs = torch.cat([gs, gs.new_zeros(1)])
-            gw = torch.cat([gw, gw.new_zeros(1, gw.shape[1])])
         found = _first_minimizer(ts, gs, gw, theta, middle, carry)
         if found is not None:
             t_c, c, q, j = found
             return t_c, c, q, done + j
-        if last:  # the model falls without end along the path: stop at its last breakpoint
-            return carry["start"], carry["p"] + carry["start"] * carry["q"], carry["q"], total
+        if done + block >= total:  # nothing moves past the last breakpoint (a flat model): stop at it
+            stop = float(ts[-1])
+            return stop, carry["p"] + stop * carry["q"], carry["q"], total
         done, block = done + block, 2 * block
     return None
 
@@ -232,7 +239,7 @@ def _first_minimizer(ends, gs, gw, theta, middle, carry):
     excl = lambda values: torch.cumsum(values, 0) - values  # noqa: E731 -- sums before each entry
     moving_g2 = carry["g2"] - excl(g2)
     q = carry["q"] + excl(gw)
-    tgw = torch.nan_to_num(ends[:, None] * gw, nan=0.0)  # the sentinel at infinity has g = 0
+    tgw = torch.nan_to_num(ends[:, None] * gw)  # infinite breakpoints (no bounds): kept finite
     p = carry["p"] - excl(tgw)
     starts = torch.cat([torch.tensor([carry["start"]], dtype=ends.dtype, device=ends.device), ends[:-1]])
     mq = q @ middle

@@ -137,7 +137,8 @@ def reconstruct(target, shape, *, cancel=None, **options):
     slice_shape = settings.shape if len(settings.shape) == 2 else tuple(sorted(settings.shape)[1:])
     chunk_size = settings.chunk_size or default_chunk_size(settings.specs, slice_shape, settings.memory_budget_gb)
     check_memory(settings.shape, settings.specs, device=settings.device, chunk_size=chunk_size)
-    reuse_freed_memory()
+    if settings.device == "cpu":
+        reuse_freed_memory()
     return relay(lambda emit: _deterministic(_run, settings, chunk_size, cancel, emit), cancel)
 
 
