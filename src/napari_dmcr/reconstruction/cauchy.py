@@ -148,7 +148,7 @@ class CauchyPoint(NamedTuple):
     point: torch.Tensor  # x_c
     t: float  # t_c: x_c = P(x - t_c g)
     products: torch.Tensor  # c = W^T (x_c - x)
-    free: torch.Tensor  # the variables still moving at t_c (bool)
+    free: torch.Tensor  # the variables not at a bound at x_c, t > t_c (bool)
     free_gradient: torch.Tensor  # W^T of the gradient on them (float64)
 
 
