@@ -74,6 +74,7 @@ RECIPES = {
     "gaussian_iso": {"descriptors": "auto", "start": "gaussian", "isotropic_s2": 1.0},
     "gaussian": {"descriptors": "auto", "start": "gaussian"},
     "spheres": {"descriptors": "auto", "start": "spheres"},
+    "packed": {"descriptors": "auto", "start": "packed"},  # asked for by name: auto never packs
     # Shorter polishes of the fitted start:
     "polish_10": {"descriptors": "auto", "max_iter": 10},
     "polish_15": {"descriptors": "auto", "max_iter": 15},

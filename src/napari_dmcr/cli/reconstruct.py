@@ -70,11 +70,12 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--start",
-        choices=("auto", "gaussian", "spheres", "random"),
+        choices=("auto", "gaussian", "spheres", "packed", "random"),  # schedule.STARTS, without its imports
         default="auto",
-        help="start field: a model fitted to S2 (level cut of a Gaussian field, or "
-        "overlapping spheres), or noise (random); auto = the model whose slices look most "
-        "like the target, for two phases (default: %(default)s)",
+        help="start field: a model fitted to S2 (level cut of a Gaussian field, overlapping "
+        "spheres, or a packing of spheres for grains that touch), or noise (random); auto = the "
+        "level cut or the overlapping spheres, whichever's slices look more like the target, for "
+        "two phases (default: %(default)s)",
     )
     parser.add_argument(
         "--max-iter",

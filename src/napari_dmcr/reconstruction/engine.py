@@ -36,7 +36,7 @@ from napari_dmcr.reconstruction.relay import relay
 from napari_dmcr.reconstruction.result import ReconstructionResult, keep_the_network, progress_step
 from napari_dmcr.reconstruction.schedule import planned_iterations, stages
 from napari_dmcr.reconstruction.settings import check_settings
-from napari_dmcr.reconstruction.starts import MODELS, fitted_start
+from napari_dmcr.reconstruction.starts import AUTO_MODELS, fitted_start
 
 
 def reconstruct(target, shape, *, cancel=None, **options):
@@ -111,10 +111,11 @@ def reconstruct(target, shape, *, cancel=None, **options):
         Weight of the 3D term that holds the volume's S2 along every 3D vector to the target's
         radial S2 (one target image, 3D only; 0 turns it off; see
         :mod:`napari_dmcr.reconstruction.isotropy`).
-    start : {"auto", "gaussian", "spheres", "random"}
+    start : {"auto", "gaussian", "spheres", "packed", "random"}
         The start field: a structural model fitted to the target's S2 (seeded) — the level cut
-        of a Gaussian random field, or overlapping spheres of either label (3D) — or noise
-        around the phase fraction. "auto": of the models, the one whose slices look most like
+        of a Gaussian random field, overlapping spheres of either label (3D), or a consolidated
+        packing of spheres for grains that touch (3D; never chosen by "auto") — or noise
+        around the phase fraction. "auto": of the first two, the one whose slices look most like
         the target (see :mod:`napari_dmcr.reconstruction.starts`; the choice is recorded in
         ``parameters["start_model"]``) for two-phase target images, else random. ``initial``,
         when given, is the start instead.
@@ -185,7 +186,7 @@ def _start_variable(settings, phases, level_shape, restart, parameters, record):
     if settings.initial is not None:
         return phases.start(settings.initial, level_shape, settings.device)
     if settings.start not in ("random", "initial"):
-        models = MODELS if settings.start == "auto" else (settings.start,)
+        models = AUTO_MODELS if settings.start == "auto" else (settings.start,)
         cut, choice = fitted_start(
             settings.target.images,
             settings.phase,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from napari_dmcr.errors import InputError
-from napari_dmcr.reconstruction.starts import MODELS
+from napari_dmcr.reconstruction.starts import GRAIN_MODELS, MODELS
 from napari_dmcr.reconstruction.targets import make_target
 
 STARTS = ("auto", *MODELS, "random")
@@ -27,7 +27,7 @@ def default_multigrid_levels(shape):
 def resolved_start(start, target, shape, has_initial=False):
     """The start a run takes: ``"initial"`` (a given state), a model, ``"auto"`` or ``"random"``.
 
-    ``"auto"`` (the best-fitting of :data:`~napari_dmcr.reconstruction.starts.MODELS`) stays
+    ``"auto"`` (the best-fitting of :data:`~napari_dmcr.reconstruction.starts.AUTO_MODELS`) stays
     ``"auto"`` for two-phase target images and becomes ``"random"`` otherwise (3+ phases, a
     descriptor file: the models are fitted to one phase's S2 in an image).
     """
@@ -38,8 +38,8 @@ def resolved_start(start, target, shape, has_initial=False):
     possible = len(target.labels) == 2 and target.characterization is None
     if start in MODELS and not possible:
         raise InputError(f"start={start!r} needs two-phase target images (not a descriptor file); use start='random'")
-    if start == "spheres" and len(shape) != 3:
-        raise InputError("start='spheres' is a 3D model; use 'gaussian' for a 2D output")
+    if start in GRAIN_MODELS and len(shape) != 3:
+        raise InputError(f"start={start!r} is a 3D model; use 'gaussian' for a 2D output")
     return start if start != "auto" or possible else "random"
 
 

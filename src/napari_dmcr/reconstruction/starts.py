@@ -3,10 +3,12 @@
 Two models carry a target's S2 into 3D with shapes of their own: the level cut of a Gaussian
 random field (:mod:`~napari_dmcr.reconstruction.level_cut`: blobs and networks of any shape) and
 overlapping spheres of either label (:mod:`~napari_dmcr.reconstruction.boolean_spheres`: round
-grains in a connected rest). Each model is realized in a cube as wide as the target images (at
-most :data:`JUDGED_SIDE`: small windows cut clusters at their borders) and the one whose z slices
-look most like the target images is built at the output shape, judged by what S2 does not fix,
-per phase:
+grains in a connected rest). A third, a consolidated packing of spheres
+(:mod:`~napari_dmcr.reconstruction.packed_spheres`: grains that touch), is built only when asked
+for: its slices are not told apart from those of overlapping spheres by the statistics below.
+Each model is realized in a cube as wide as the target images (at most :data:`JUDGED_SIDE`:
+small windows cut clusters at their borders) and the one whose z slices look most like the
+target images is built at the output shape, judged by what S2 does not fix, per phase:
 
 * clusters (of at least :data:`MIN_AREA` pixels) per pixel;
 * their mean solidity (area over convex-hull area): round grains or branching pores;
@@ -25,8 +27,11 @@ from skimage import measure
 
 from napari_dmcr.reconstruction.boolean_spheres import boolean_spheres
 from napari_dmcr.reconstruction.level_cut import gaussian_level_cut
+from napari_dmcr.reconstruction.packed_spheres import packed_spheres
 
-MODELS = ("gaussian", "spheres")
+MODELS = ("gaussian", "spheres", "packed")
+AUTO_MODELS = ("gaussian", "spheres")  # the candidates of start="auto"
+GRAIN_MODELS = {"spheres": boolean_spheres, "packed": packed_spheres}  # 3D only
 MIN_AREA = 10  # clusters smaller than this (pixels) are specks, not shapes
 SLICES_JUDGED = 8  # z slices of a candidate compared with the targets
 JUDGED_SIDE = 128  # largest side of the cube in which candidates are compared
@@ -76,7 +81,7 @@ def shape_distance(candidate, target):
     return float(np.sum(np.maximum(target[3], 1.0) * terms))
 
 
-def fitted_start(images, phase, shape, seed=0, *, models=MODELS, periodic=False):
+def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=False):
     """The candidate start whose slices look most like the targets.
 
     Parameters
@@ -88,7 +93,7 @@ def fitted_start(images, phase, shape, seed=0, *, models=MODELS, periodic=False)
     shape : tuple of int
         Output shape; spheres are a 3D model, a 2D shape has only the Gaussian level cut.
     seed : int
-    models : sequence of {"gaussian", "spheres"}
+    models : sequence of {"gaussian", "spheres", "packed"}
     periodic : bool
         Treat the target images as periodic.
 
@@ -97,21 +102,21 @@ def fitted_start(images, phase, shape, seed=0, *, models=MODELS, periodic=False)
     cut : numpy.ndarray of bool
         True on the voxels of ``phase`` (its exact fraction in the images).
     choice : dict
-        ``model`` (``"gaussian"`` or ``"spheres"``), ``grains`` (the label made of spheres, or
+        ``model`` (one of ``models``), ``grains`` (the label made of spheres, or
         None) and ``distances`` (every candidate's :func:`shape_distance`).
     """
     labels = sorted(np.unique(np.concatenate([np.unique(image) for image in images])).tolist())
     builders = {}
     if "gaussian" in models:
         builders["gaussian"] = (lambda size: gaussian_level_cut(images, phase, size, seed, periodic=periodic), None)
-    if "spheres" in models and len(shape) == 3:
+    for model in (m for m in models if m in GRAIN_MODELS and len(shape) == 3):
         for grain in labels:
 
-            def spheres(size, grain=grain):
-                grains = boolean_spheres(images, grain, size, seed, periodic=periodic)
+            def spheres(size, grain=grain, place=GRAIN_MODELS[model]):
+                grains = place(images, grain, size, seed, periodic=periodic)
                 return grains if grain == phase else ~grains
 
-            builders[f"spheres of {grain}"] = (spheres, grain)
+            builders[f"{model} of {grain}"] = (spheres, grain)
     if len(builders) == 1:
         name, (build, grain) = next(iter(builders.items()))
         return build(tuple(shape)), {"model": name.split()[0], "grains": grain, "distances": {}}
