@@ -55,7 +55,7 @@ from napari_dmcr.evaluation.structure import (
 )
 from napari_dmcr.io.atomic import write_json
 from napari_dmcr.reconstruction import run_reconstruction
-from napari_dmcr.reconstruction.starts import fitted_start
+from napari_dmcr.reconstruction.starts import AUTO_MODELS, fitted_start
 from napari_dmcr.samples import conglomerate_volume
 
 HERE = Path(__file__).resolve().parent
@@ -108,7 +108,8 @@ RECIPES = {
     "filter1_iso": {"descriptors": "cpu", "isotropic_s2": 1.0, "filter_sigma": 1.0, "start": "random"},
     "filter1_iso_no_tv": {"descriptors": S3_VF, "isotropic_s2": 1.0, "filter_sigma": 1.0, "start": "random"},
 }
-# Special recipes: "yt" (Yeong-Torquato) and "start" (the default's fitted start alone, no optimizer).
+# Special recipes: "yt" (Yeong-Torquato), "start" (the default's fitted start alone, no optimizer)
+# and "start_packed" (the packed start alone).
 
 
 def _octants(volume, size):
@@ -168,10 +169,11 @@ def reconstruct(recipe, target, size, seed, phase):
     model = None
     if recipe == "yt":
         labels = run_yeong_torquato(target, shape, phase=phase, seed=seed).labels
-    elif recipe == "start":
+    elif recipe in ("start", "start_packed"):
         images = list(target.values()) if isinstance(target, dict) else [target]
         other = next(label for label in np.unique(images[0]) if label != phase)
-        cut, model = fitted_start(images, phase, shape, seed)
+        models = ("packed",) if recipe == "start_packed" else AUTO_MODELS
+        cut, model = fitted_start(images, phase, shape, seed, models=models)
         labels = np.where(cut, phase, other).astype(np.uint8)
     else:
         result = run_reconstruction(target, shape, phase=phase, seed=seed, device="cpu", **RECIPES[recipe])

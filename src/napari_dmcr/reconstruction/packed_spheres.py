@@ -3,10 +3,11 @@
 Clast-supported conglomerates and sandstones are packings: grains touch and hardly interpenetrate,
 and the rest of the volume (matrix, cement, pores) lies between them. Overlapping spheres
 (:mod:`~napari_dmcr.reconstruction.boolean_spheres`) merge into clumps there, with thin grains
-and specks of matrix trapped between them. This start places spheres largest first, rejecting
-any that would overlap the spheres already placed by more than :data:`MAX_OVERLAP` of its own
-volume, until the grain fraction is reached or placements stall; the packing is then grown (or
-shrunk) evenly at its surface to the exact fraction, as cement consolidates a sand.
+and specks of matrix trapped between them. This start places spheres largest first (in batches
+of :data:`BATCH` drawn radii), rejecting any that would overlap the spheres already placed by
+more than :data:`MAX_OVERLAP` of its own volume, until the grain fraction is reached or
+placements stall; the packing is then grown (or shrunk) evenly at its surface to the exact
+fraction, as cement consolidates a sand.
 
 The radii follow the law fitted to S2 for overlapping spheres, scaled by the factor of
 :data:`SCALES` whose packing's slices have the S2 closest to the target's: a packing spreads
@@ -61,7 +62,8 @@ def sphere_packing(radii, weights, shape, fraction, seed=0, max_overlap=MAX_OVER
         Grain fraction at which placing stops (unless placements stall first).
     seed : int
     max_overlap : float
-        Largest share of a new sphere's voxels that may lie in spheres already placed.
+        Largest share of a new sphere's voxels that may lie in spheres already placed (a sphere
+        wider than the volume also meets its own periodic copies, which count as well).
 
     Returns
     -------
@@ -69,9 +71,12 @@ def sphere_packing(radii, weights, shape, fraction, seed=0, max_overlap=MAX_OVER
     cover : numpy.ndarray of int
     """
     rng = np.random.default_rng(int(seed))
-    radii, weights = np.asarray(radii, float), np.asarray(weights, float)
+    keep = (np.asarray(radii, float) > 0) & (np.asarray(weights, float) > 0)
+    radii, weights = np.asarray(radii, float)[keep], np.asarray(weights, float)[keep]
     sides = np.array(shape)
     depth, cover = np.full(shape, -np.inf), np.zeros(shape, np.int32)
+    if not radii.size:
+        return depth, cover
     covered, goal, stalled = 0, fraction * depth.size, 0
     while covered < goal and stalled < STALLED:
         placed = 0
@@ -83,7 +88,7 @@ def sphere_packing(radii, weights, shape, fraction, seed=0, max_overlap=MAX_OVER
             box = np.ix_(*(a % s for a, s in zip(axes, sides)))
             inside = distance <= radius
             overlap = np.count_nonzero(inside & (cover[box] > 0))
-            if overlap > max_overlap * np.count_nonzero(inside):
+            if not inside.any() or overlap > max_overlap * np.count_nonzero(inside):
                 continue
             if all(len(reach) <= s for s in sides):
                 depth[box] = np.maximum(depth[box], radius - distance)
