@@ -198,6 +198,21 @@ def test_yeong_torquato_method(viewer, qtbot):
     assert set(np.unique(result.data)) == {0, 1}
 
 
+def test_the_start_is_chosen_in_the_widget_and_reaches_the_engine(viewer):
+    widget = open_widget(viewer, "Reconstruct 3D")
+    assert widget._start_choice.value == "auto" and widget._iterations.value == 30
+    tiny_run_settings(widget)
+    widget._start_choice.value = "random"  # from noise: the iterations of a random start, and its levels
+    assert widget._iterations.value == 200
+    random = widget._gather_request()
+    widget._start_choice.value = "packed"
+    packed = widget._gather_request()
+    assert (random.options["start"], packed.options["start"]) == ("random", "packed")
+    assert widget._iterations.value == 30 and random.planned > packed.planned
+    widget._method.value = "yeong-torquato"
+    assert not widget._start_choice.visible
+
+
 def test_grey_image_is_thresholded_with_otsu_and_a_stack_gives_its_current_slice(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)

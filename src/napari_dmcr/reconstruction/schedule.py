@@ -79,11 +79,11 @@ def planned_iterations(levels, n_labels, max_iter, sharpen=SHARPEN):
     return sum(iterations for _, _, iterations in stages(levels, n_labels, max_iter, sharpen))
 
 
-def planned_total(target, shape, max_iter=None, multigrid_levels=None):
+def planned_total(target, shape, max_iter=None, multigrid_levels=None, start="auto"):
     """The progress ``total`` that :func:`reconstruct` reports for ``target`` and ``shape``.
 
-    Optimizer iterations over all :func:`stages`, the other options at their defaults (start
-    ``"auto"``, sharpening, no restarts). Only the target is checked, not the settings, so that a
+    Optimizer iterations over all :func:`stages`, the other options at their defaults
+    (sharpening, no restarts). Only the target is checked, not the settings, so that a
     front end can show the total before the run, whose own checks then report a bad setting.
 
     Parameters
@@ -94,11 +94,13 @@ def planned_total(target, shape, max_iter=None, multigrid_levels=None):
         Output shape.
     max_iter, multigrid_levels : int, optional
         As given to :func:`reconstruct`; their defaults when None.
+    start : str
+        As given to :func:`reconstruct`.
 
     Returns
     -------
     int
     """
     target = make_target(target, len(shape))
-    levels, max_iter, _ = schedule(resolved_start("auto", target, shape), shape, max_iter, multigrid_levels)
+    levels, max_iter, _ = schedule(resolved_start(start, target, shape), shape, max_iter, multigrid_levels)
     return planned_iterations(levels, len(target.labels), max_iter)

@@ -47,14 +47,14 @@ class RunRequest:
     beside: tuple = (0.0, 0.0, 0.0)  # translation (z, y, x) that puts the core beside the input slice
 
 
-def _run_engine(start, *args, **kwargs):
+def _run_engine(engine, *args, **kwargs):
     """Drive an engine generator in the worker thread and return its result.
 
     ``yeong_torquato`` checks its settings when called and ``reconstruct`` when first advanced;
     wrapping both in one generator function moves every check into the worker, where napari's
     worker reports errors through its ``errored`` signal.
     """
-    return (yield from start(*args, **kwargs))
+    return (yield from engine(*args, **kwargs))
 
 
 class _ActivityProgress(cancelable_progress):
@@ -89,10 +89,11 @@ class RunMixin:
                 direction_weights=tuple(box.value for box in self._direction_weights),
                 max_iter=self._iterations.value,
                 multigrid_levels=self._levels.value or None,
+                start=self._start_choice.value,
                 device=device,
                 chunk_size=self._chunk.value or None,
             )
-            planned = planned_total(target, shape, options["max_iter"], options["multigrid_levels"])
+            planned = planned_total(target, shape, options["max_iter"], options["multigrid_levels"], options["start"])
         else:
             if len(labels) != 2:
                 raise InputError(

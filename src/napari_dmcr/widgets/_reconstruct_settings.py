@@ -14,6 +14,7 @@ from napari_dmcr.descriptors.descriptor_set import preset_name
 from napari_dmcr.errors import InputError
 from napari_dmcr.reconstruction import MAX_ITER, estimate_run, largest_fitting_side, resolve_device
 from napari_dmcr.reconstruction.cost import DEFAULT_RUN_S
+from napari_dmcr.reconstruction.schedule import STARTS
 from napari_dmcr.widgets._live import DESCRIPTOR_TITLES
 from napari_dmcr.widgets._messages import StatusLine
 
@@ -44,6 +45,13 @@ class SettingsMixin:
         # The Gram matrices need a VGG-19 pass per slice: only the default on a GPU.
         default_preset = preset_name("auto", resolve_device("auto"))
         self._preset = ComboBox(label="descriptor preset", choices=list(PRESETS), value=default_preset)
+        self._start_choice = ComboBox(
+            label="start",
+            choices=list(STARTS),
+            value="auto",
+            tooltip="auto: a model fitted to the slice (blobs or overlapping spheres); packed: "
+            "for grains that touch (conglomerates, sandstones); random: noise, many iterations",
+        )
         self._weights = _weight_boxes()
         self._direction_weights = [FloatSpinBox(min=0, max=1e6, step=0.1, value=1.0) for _ in range(3)]
         self._direction_row = Container(
@@ -64,6 +72,7 @@ class SettingsMixin:
                 self._estimate,
                 self._method,
                 self._preset,
+                self._start_choice,
                 *self._weights.values(),
                 self._direction_row,
                 self._levels,
@@ -78,6 +87,7 @@ class SettingsMixin:
             widget.changed.connect(self._update_estimate)
         self._method.changed.connect(self._on_method_changed)
         self._preset.changed.connect(self._on_method_changed)
+        self._start_choice.changed.connect(self._on_method_changed)
 
     def _specs(self):
         return preset(
@@ -116,10 +126,11 @@ class SettingsMixin:
         used = {spec.name for spec in PRESETS[self._preset.value]}
         for name, box in self._weights.items():
             box.visible = differentiable and name in used
-        for widget in (self._preset, self._direction_row, self._levels, self._device, self._chunk):
+        for widget in (self._preset, self._start_choice, self._direction_row, self._levels, self._device, self._chunk):
             widget.visible = differentiable
         self._iterations.label = "iterations per level" if differentiable else "trial swaps per voxel"
-        self._iterations.value = MAX_ITER["fitted"] if differentiable else SWAPS_PER_VOXEL
+        fitted = MAX_ITER["random" if self._start_choice.value == "random" else "fitted"]
+        self._iterations.value = fitted if differentiable else SWAPS_PER_VOXEL
         self._update_estimate()
 
     def _estimated_seconds(self):
