@@ -8,7 +8,8 @@ bash scripts/setup.sh
 out=runs/sample
 dmcr=.venv/bin/dmcr
 $dmcr sample --out "$out"
-$dmcr reconstruct "$out/slice.npy" --shape 64 64 64 --out "$out/core.npy" --overwrite
+# The sample's clasts touch: a packed start (docs/reconstruction.md; the default, auto, also works).
+$dmcr reconstruct "$out/slice.npy" --shape 64 64 64 --start packed --out "$out/core.npy" --overwrite
 $dmcr evaluate --original "$out/slice.npy" --recon "$out/core.npy" --truth "$out/truth.npy" \
   --periodic --properties --out "$out/evaluation.json" --overwrite
 $dmcr export "$out/core.npy" --format f3grid --voxel-size 0.001 --out "$out/core.f3grid" --overwrite
