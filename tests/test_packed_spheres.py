@@ -7,7 +7,7 @@ from scipy import ndimage
 from napari_dmcr.errors import InputError
 from napari_dmcr.reconstruction import run_reconstruction
 from napari_dmcr.reconstruction.packed_spheres import packed_spheres, sphere_packing
-from napari_dmcr.reconstruction.schedule import resolved_start
+from napari_dmcr.reconstruction.schedule import STARTS, resolved_start
 from napari_dmcr.reconstruction.starts import fitted_start
 from napari_dmcr.reconstruction.targets import make_target
 from napari_dmcr.samples import conglomerate_slice
@@ -62,3 +62,12 @@ def test_the_packing_is_asked_for_by_name_and_is_3d_only():
     assert result.parameters["start_model"]["model"] == "packed"
     auto = run_reconstruction(image, (16, 16, 16), device="cpu", descriptors="cpu", target_residual=10.0)
     assert auto.parameters["start_model"]["model"] in ("gaussian", "spheres")  # auto never packs
+
+
+def test_the_command_line_offers_every_start():
+    """The command line lists the starts by hand (its help loads without torch): kept in step."""
+    from napari_dmcr.cli import build_parser
+
+    reconstruct = build_parser()._subparsers._group_actions[0].choices["reconstruct"]
+    (start,) = [action for action in reconstruct._actions if action.dest == "start"]
+    assert tuple(start.choices) == STARTS

@@ -37,12 +37,35 @@ from napari_dmcr.reconstruction.level_cut import lowest, target_s2
 MIN_RADIUS = 2.0  # smaller spheres fit the pixel steps of an image's interfaces, not grains
 PIXEL_LAGS = 2  # lags after 0 left out of the fit
 RADII = 30  # rungs of the radius ladder, geometric from MIN_RADIUS to a quarter of the image
+MARGIN = 3  # voxels around a sphere's box: the union may grow that far to the fraction
 
 
 def union_volume(distance, radius):
     """Volume of the union of two spheres of ``radius`` whose centres are ``distance`` apart."""
     x = np.minimum(np.asarray(distance, float) / radius, 2.0)
     return 4.0 / 3.0 * np.pi * radius**3 * (1.0 + 0.75 * x - x**3 / 16.0)
+
+
+def sphere_box(centre, radius, sides):
+    """The periodic box around a sphere: ``(box, distance)``, ``box`` an open-mesh index
+    (:func:`numpy.ix_`) of the wrapped voxel coordinates within ``radius + MARGIN`` of ``centre``
+    along each axis, ``distance`` from each of those voxels to ``centre``."""
+    reach = np.arange(-int(np.ceil(radius)) - MARGIN, int(np.ceil(radius)) + MARGIN + 1)
+    axes = [np.floor(c).astype(int) + reach for c in centre]
+    squares = [
+        ((a - c) ** 2).reshape([-1 if k == axis else 1 for k in range(3)])
+        for axis, (a, c) in enumerate(zip(axes, centre))
+    ]
+    return np.ix_(*(a % s for a, s in zip(axes, sides))), np.sqrt(sum(squares))
+
+
+def update_box(array, box, values, ufunc):
+    """``array[box] = ufunc(array[box], values)``, also when a box wider than the array repeats
+    indices (then by ``ufunc.at``)."""
+    if all(index.size <= side for index, side in zip(box, array.shape)):
+        array[box] = ufunc(array[box], values)
+    else:
+        ufunc.at(array, tuple(np.broadcast_arrays(*box)), values)
 
 
 def fit_sphere_radii(images, grain, periodic=False):
@@ -96,14 +119,8 @@ def boolean_spheres(images, grain, shape, seed=0, *, periodic=False):
     sides = np.array(shape)
     depth = np.full(shape, -np.inf)
     for radius, intensity in zip(radii, intensities):
-        centres = rng.random((rng.poisson(intensity * depth.size), 3)) * sides
-        # A margin of 3 voxels around each sphere: the union may grow that far to the fraction.
-        reach = np.arange(-int(np.ceil(radius)) - 3, int(np.ceil(radius)) + 4)
-        for centre in centres:
-            axes = [np.floor(c).astype(int) + reach for c in centre]
-            grids = np.meshgrid(*axes, indexing="ij")
-            distance = np.sqrt(sum((g - c) ** 2 for g, c in zip(grids, centre)))
-            index = tuple(g % s for g, s in zip(grids, sides))
-            np.maximum.at(depth, index, radius - distance)  # the box may wrap onto itself
+        for centre in rng.random((rng.poisson(intensity * depth.size), 3)) * sides:
+            box, distance = sphere_box(centre, radius, sides)
+            update_box(depth, box, radius - distance, np.maximum)
     fraction = np.mean([np.mean(image == grain) for image in images])
     return lowest(-depth, fraction)

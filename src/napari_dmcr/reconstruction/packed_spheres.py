@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from napari_dmcr.descriptors.two_point import s2_radial
-from napari_dmcr.reconstruction.boolean_spheres import fit_sphere_radii
+from napari_dmcr.reconstruction.boolean_spheres import fit_sphere_radii, sphere_box, update_box
 from napari_dmcr.reconstruction.level_cut import lowest, target_s2
 
 MAX_OVERLAP = 0.1  # largest share of a new sphere's voxels that may already be grain
@@ -42,11 +42,6 @@ SCALES = (0.8, 1.0, 1.2, 1.4, 1.6, 1.8)  # factors on the fitted radii tried (be
 JUDGED_SIDE = 64  # side of the cube in which each scale's packing is compared with the target
 BATCH = 64  # radii drawn at a time, placed largest first
 STALLED = 3  # batches in a row with fewer than two placements end the packing
-
-
-def shape_of(axis):
-    """Broadcast shape of a 3D box's coordinate along ``axis``."""
-    return [-1 if k == axis else 1 for k in range(3)]
 
 
 def sphere_packing(radii, weights, shape, fraction, seed=0, max_overlap=MAX_OVERLAP):
@@ -81,22 +76,13 @@ def sphere_packing(radii, weights, shape, fraction, seed=0, max_overlap=MAX_OVER
     while covered < goal and stalled < STALLED:
         placed = 0
         for radius in np.sort(rng.choice(radii, size=BATCH, p=weights / weights.sum()))[::-1]:
-            centre = rng.random(3) * sides
-            reach = np.arange(-int(np.ceil(radius)) - 3, int(np.ceil(radius)) + 4)  # room to grow
-            axes = [np.floor(c).astype(int) + reach for c in centre]
-            distance = np.sqrt(sum(((a - c) ** 2).reshape(shape_of(k)) for k, (a, c) in enumerate(zip(axes, centre))))
-            box = np.ix_(*(a % s for a, s in zip(axes, sides)))
+            box, distance = sphere_box(rng.random(3) * sides, radius, sides)
             inside = distance <= radius
             overlap = np.count_nonzero(inside & (cover[box] > 0))
             if not inside.any() or overlap > max_overlap * np.count_nonzero(inside):
                 continue
-            if all(len(reach) <= s for s in sides):
-                depth[box] = np.maximum(depth[box], radius - distance)
-                cover[box] += inside
-            else:  # the box wraps onto itself: repeated indices
-                index = tuple(np.broadcast_arrays(*box))
-                np.maximum.at(depth, index, radius - distance)
-                np.add.at(cover, index, inside)
+            update_box(depth, box, radius - distance, np.maximum)
+            update_box(cover, box, inside.astype(cover.dtype), np.add)
             covered += np.count_nonzero(inside) - overlap
             placed += 1
             if covered >= goal:

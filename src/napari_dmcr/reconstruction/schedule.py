@@ -43,6 +43,12 @@ def resolved_start(start, target, shape, has_initial=False):
     return start if start != "auto" or possible else "random"
 
 
+def start_kind(start):
+    """``"random"`` for a random start or a given state, else ``"fitted"``: the key of the
+    defaults :data:`MAX_ITER` and :data:`TARGET_RESIDUAL`."""
+    return "random" if start in ("random", "initial") else "fitted"
+
+
 def schedule(start, shape, max_iter=None, levels=None, target_residual=None):
     """``(levels, max_iter, target_residual)`` of a run from ``start``: the given values or their
     defaults.
@@ -51,7 +57,7 @@ def schedule(start, shape, max_iter=None, levels=None, target_residual=None):
     :data:`TARGET_RESIDUAL`; a random one (or a given state) on :func:`default_multigrid_levels`,
     200 iterations per level, to a residual of 0.005.
     """
-    key = "random" if start in ("random", "initial") else "fitted"
+    key = start_kind(start)
     if levels is None:
         levels = 1 if key == "fitted" else default_multigrid_levels(shape)
     return (

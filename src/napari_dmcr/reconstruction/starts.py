@@ -112,11 +112,11 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
     for model in (m for m in models if m in GRAIN_MODELS and len(shape) == 3):
         for grain in labels:
 
-            def spheres(size, grain=grain, place=GRAIN_MODELS[model]):
+            def grains_of(size, grain=grain, place=GRAIN_MODELS[model]):
                 grains = place(images, grain, size, seed, periodic=periodic)
                 return grains if grain == phase else ~grains
 
-            builders[f"{model} of {grain}"] = (spheres, grain)
+            builders[f"{model} of {grain}"] = (grains_of, grain)
     if len(builders) == 1:
         name, (build, grain) = next(iter(builders.items()))
         return build(tuple(shape)), {"model": name.split()[0], "grains": grain, "distances": {}}

@@ -14,7 +14,7 @@ from napari_dmcr.descriptors.descriptor_set import preset_name
 from napari_dmcr.errors import InputError
 from napari_dmcr.reconstruction import MAX_ITER, estimate_run, largest_fitting_side, resolve_device
 from napari_dmcr.reconstruction.cost import DEFAULT_RUN_S
-from napari_dmcr.reconstruction.schedule import STARTS
+from napari_dmcr.reconstruction.schedule import STARTS, start_kind
 from napari_dmcr.widgets._live import DESCRIPTOR_TITLES
 from napari_dmcr.widgets._messages import StatusLine
 
@@ -129,8 +129,7 @@ class SettingsMixin:
         for widget in (self._preset, self._start_choice, self._direction_row, self._levels, self._device, self._chunk):
             widget.visible = differentiable
         self._iterations.label = "iterations per level" if differentiable else "trial swaps per voxel"
-        fitted = MAX_ITER["random" if self._start_choice.value == "random" else "fitted"]
-        self._iterations.value = fitted if differentiable else SWAPS_PER_VOXEL
+        self._iterations.value = MAX_ITER[start_kind(self._start_choice.value)] if differentiable else SWAPS_PER_VOXEL
         self._update_estimate()
 
     def _estimated_seconds(self):
