@@ -25,7 +25,10 @@ default's fitted start alone without the optimizer (``start``) and any settings 
 (``RECIPES``). Each result records the wall time and its ratio to
 Yeong-Torquato's in the same run; with ``--properties`` also the phase's effective diffusivity
 (what the core does in a transport simulation) and its z-score against the true sub-volumes,
-not counted among the passing measures. Mid-slices of each core beside the truth are written to
+not counted among the passing measures. Each truth also records ``slice_implied``: the measures its
+input slice fixes by itself (the phase fraction, and the in-plane mean chords of both phases in
+windows as wide as the cores), scored against the same spread: a core faithful to its input can
+pass no measure its input fails. Mid-slices of each core beside the truth are written to
 ``docs/images/fidelity3d_<truth>.png``.
 
 Run (tens of minutes on 2 cores for everything; pick with ``--truths`` and ``--recipes``;
@@ -51,6 +54,7 @@ import torch
 
 from napari_dmcr.baselines.yeong_torquato import run_yeong_torquato
 from napari_dmcr.descriptors import DescriptorSpec
+from napari_dmcr.evaluation.morphology import chord_length_distribution
 from napari_dmcr.evaluation.structure import (
     passing,
     percolation,
@@ -187,6 +191,21 @@ def reconstruct(recipe, target, size, seed, phase):
     return labels, time.perf_counter() - start, model
 
 
+def slice_implied(image, phase, size, spread):
+    """What one input slice fixes by itself, as z-scores against the truth's ``spread``: its
+    phase fraction, and its mean chords of either phase along y and x in the ``size``-wide
+    windows at its four corners (a chord of a 3D core along y or x lies in one such plane;
+    chords cut by a window's border left out, as in the 3D measures)."""
+    rows, cols = sorted({0, image.shape[0] - size}), sorted({0, image.shape[1] - size})
+    windows = [(image[r : r + size, c : c + size] == phase).astype(np.uint8) for r in rows for c in cols]
+    values = {"fraction": float(np.mean(image == phase))}
+    for name, part in (("phase", 1), ("other", 0)):
+        for axis, axis_name in ((0, "y"), (1, "x")):
+            chords = [chord_length_distribution(w, part, axis)["mean_length"] for w in windows]
+            values[f"chord_{name}_{axis_name}"] = float(np.nanmean(chords))
+    return {key: {"value": value, "z": z_scores({key: value}, spread)[key]} for key, value in values.items()}
+
+
 def score(labels, spread, truth_percolation, phase, grains):
     measures = structure_measures(labels, phase, grains=grains)
     scores = z_scores(measures, spread)
@@ -259,6 +278,7 @@ def run_truth(name, args, results, save):
         truth_spread=spread,
         truth_percolation=truth_percolation,
         truth_percolation_count=[int(c) for c in counts],
+        slice_implied=slice_implied(_orthogonal(source, phase)["z"], phase, args.size, spread),
     )
     if args.properties:
         values = [{"diffusivity": phase_diffusivity(v, phase)} for v in subvolumes]
