@@ -268,6 +268,7 @@ def run_truth(name, args, results, save):
     spread = truth_spread([structure_measures(v, phase, grains=grains) for v in subvolumes])
     counts = np.sum([percolation(v, phase) for v in subvolumes], axis=0)
     truth_percolation = [bool(2 * c >= len(subvolumes)) for c in counts]
+    slices = _orthogonal(source, phase)
     entry = results["truths"].setdefault(name, {"recipes": {}})
     entry.update(
         phase=phase,
@@ -278,12 +279,11 @@ def run_truth(name, args, results, save):
         truth_spread=spread,
         truth_percolation=truth_percolation,
         truth_percolation_count=[int(c) for c in counts],
-        slice_implied=slice_implied(_orthogonal(source, phase)["z"], phase, args.size, spread),
+        slice_implied=slice_implied(slices["z"], phase, args.size, spread),
     )
     if args.properties:
         values = [{"diffusivity": phase_diffusivity(v, phase)} for v in subvolumes]
         entry["truth_diffusivity"] = truth_spread(values)["diffusivity"]
-    slices = _orthogonal(source, phase)
     rows = [("truth", subvolumes[0])]
     for recipe in args.recipes:
         for mode in args.modes:

@@ -31,9 +31,7 @@ True
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from napari_dmcr.descriptors.two_point import s2_radial
 from napari_dmcr.reconstruction.boolean_spheres import fit_sphere_radii, sphere_box, update_box
 from napari_dmcr.reconstruction.level_cut import lowest, target_s2
 
@@ -114,13 +112,12 @@ def packed_spheres(images, grain, shape, seed=0, *, periodic=False):
     fraction = float(np.mean([np.mean(image == grain) for image in images]))
     target = target_s2([image == grain for image in images], True, periodic)
     side = min(JUDGED_SIDE, *(min(image.shape) for image in images))
-    lags = min(len(target) - 1, (side - 1) // 2)
 
     def s2_error(scale):
         depth, _ = sphere_packing(radii * scale, intensities, (side,) * 3, fraction, seed)
         cut = lowest(-depth, fraction)
-        made = [s2_radial(torch.as_tensor(cut[k], dtype=torch.float64), lags, True) for k in range(0, side, 4)]
-        return float(np.sqrt(np.mean((torch.stack(made).mean(0).numpy() - target[: lags + 1]) ** 2)))
+        made = target_s2(list(cut[::4]), True, periodic=True)  # every fourth z slice, lags to (side - 1) // 2
+        return float(np.sqrt(np.mean((made - target[: len(made)]) ** 2)))
 
     scale = min(SCALES, key=s2_error)
     depth, _ = sphere_packing(radii * scale, intensities, shape, fraction, seed)
