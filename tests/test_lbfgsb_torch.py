@@ -303,3 +303,32 @@ def test_free_products_follow_the_free_set_and_new_pairs():
         s = torch.randn(n, generator=generator, dtype=torch.float64)
         y = s + 0.1 * torch.randn(n, generator=generator, dtype=torch.float64)
         pairs.add(s, y, float(s @ y))
+
+
+@pytest.mark.parametrize(("lower", "upper"), [(0.0, 1.0), (-math.inf, math.inf), (-math.inf, 0.5)])
+def test_breakpoints_and_room_against_their_definitions(lower, upper):
+    """Arithmetic forms (no torch.where) against the case by case definitions, with variables on
+    their bounds, zero gradients and directions, and infinite bounds."""
+    generator = torch.Generator().manual_seed(11)
+    x = torch.rand(300, generator=generator, dtype=torch.float64)
+    x[:40], x[40:80] = max(lower, 0.0), min(upper, 1.0)
+    gradient = torch.randn(300, generator=generator, dtype=torch.float64)
+    gradient[::7] = 0.0
+    expected_t = []
+    expected_room = math.inf
+    for xi, gi in zip(x.tolist(), gradient.tolist(), strict=True):
+        bound = lower if gi > 0 else upper
+        expected_t.append(max(0.0, (xi - bound) / gi) if gi != 0 else math.inf)
+        if gi != 0:  # the direction -g
+            expected_room = min(expected_room, ((upper if -gi > 0 else lower) - xi) / -gi)
+    assert torch.equal(cauchy.breakpoints(x, gradient, lower, upper), torch.tensor(expected_t, dtype=torch.float64))
+    assert cauchy.room(x, -gradient, lower, upper) == expected_room
+
+
+@pytest.mark.parametrize("n", [4096, 4097, 3])
+def test_combine_is_the_product_of_the_history_with_coefficients(n):
+    """The batched product over runs of the variables (and the remainder) equals W @ c."""
+    generator = torch.Generator().manual_seed(12)
+    buffer = torch.randn(10, n, generator=generator)
+    coefficients = torch.randn(10, generator=generator)
+    assert torch.allclose(cauchy.combine(buffer.T, coefficients), buffer.T @ coefficients, atol=1e-5)
