@@ -150,7 +150,7 @@ def _line_search(fun, x, value, gradient, segment, budget, info, lower, upper):
     More-Thuente search, SciPy's constants).
     """
     slope = float(torch.dot(gradient, segment))
-    longest = max(1.0, room(x, segment, lower, upper))  # the segment's end is in the box
+    longest = None  # the largest step in the box (at least 1: the segment's end is in it), once needed
     lo, hi, step, best = (0.0, value, slope), None, 1.0, None
     for _ in range(min(MAX_LINE_SEARCH, budget)):
         trial = (x + step * segment).clamp_(lower, upper)
@@ -158,8 +158,12 @@ def _line_search(fun, x, value, gradient, segment, budget, info, lower, upper):
         info["evaluations"] += 1
         trial_slope = float(torch.dot(trial_gradient, segment))
         decrease = trial_value <= value + ARMIJO * step * slope
-        if decrease and (abs(trial_slope) <= CURVATURE * abs(slope) or (step >= longest and trial_slope < 0)):
+        if decrease and abs(trial_slope) <= CURVATURE * abs(slope):
             return trial, trial_value, trial_gradient
+        if decrease and trial_slope < 0:  # still steep: the step may grow up to the box's edge
+            longest = longest or max(1.0, room(x, segment, lower, upper))
+            if step >= longest:
+                return trial, trial_value, trial_gradient
         if decrease and (best is None or trial_value < best[1]):
             best = trial, trial_value, trial_gradient
         if decrease and trial_slope < 0:
