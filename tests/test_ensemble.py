@@ -67,8 +67,9 @@ def test_an_ensemble_survives_a_killed_worker_and_a_rerun_skips_what_is_finished
         options=options,
         properties={"elastic": False},
         on_result=lambda name, record, fresh: seen.append((name, fresh)),
+        on_start=lambda total: seen.append(total),
     )  # nothing is pending: no cluster is started
-    assert rerun["skipped"] == names and seen == [(name, False) for name in names]
+    assert rerun["skipped"] == names and seen == [3] + [(name, False) for name in names]
     assert {name: (tmp_path / f"{name}.npy").stat().st_mtime_ns for name in names} == written
     stored = json.loads((tmp_path / SUMMARY).read_text())
     assert stored["statistics"]["measures.fraction"]["count"] == 3
@@ -104,9 +105,10 @@ def test_summary_statistics_match_numpy():
     ],
 )
 def test_bad_settings_fail_before_a_cluster_starts(tmp_path, target, kwargs, message):
+    started = []  # the command line prints its banner there: not before an error
     with pytest.raises(InputError, match=message):
-        run_ensemble([target], (12, 12, 12), tmp_path / "out", **kwargs)
-    assert not (tmp_path / "out").exists()
+        run_ensemble([target], (12, 12, 12), tmp_path / "out", on_start=started.append, **kwargs)
+    assert not (tmp_path / "out").exists() and not started
 
 
 def test_a_failing_task_keeps_the_others_and_says_so_after_writing_them(tmp_path, target):

@@ -58,8 +58,9 @@ def run(args):
         done = f"written ({record.get('seconds', 0.0):.1f} s)" if written else "finished before, kept"
         print(f"{name}: {done}", flush=True)
 
-    total = len(targets) * args.realizations
-    print(f"ensemble: {total} realizations of {'x'.join(map(str, args.shape))} ({args.method}) -> {args.out}")
+    def start(total):
+        print(f"ensemble: {total} realizations of {'x'.join(map(str, args.shape))} ({args.method}) -> {args.out}")
+
     summary = run_ensemble(
         targets,
         tuple(args.shape),
@@ -72,6 +73,7 @@ def run(args):
         scheduler=args.scheduler,
         workers=args.workers,
         on_result=report,
+        on_start=start,
     )
     png = Path(args.out) / "ensemble.png"
     with atomic_path(png) as tmp:

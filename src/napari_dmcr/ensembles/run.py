@@ -94,6 +94,7 @@ def run_ensemble(
     workers=None,
     client=None,
     on_result=None,
+    on_start=None,
     cancel=None,
 ):
     """Reconstruct ``realizations`` seeds of each target slice on a Dask cluster.
@@ -122,6 +123,9 @@ def run_ensemble(
     on_result : callable, optional
         Called with ``(name, record, written)`` as each realization is written (``written``
         True) or found finished by an earlier run (False).
+    on_start : callable, optional
+        Called with the number of realizations once every setting has passed its checks, before
+        anything is read back or computed.
     cancel : CancelToken, optional
         Checked while the tasks run: the pending ones are cancelled (the finished ones stay
         written) and :class:`~napari_dmcr.progress.Cancelled` is raised.
@@ -144,6 +148,8 @@ def run_ensemble(
     out = Path(out)
     key = ensemble_key(targets, shape, method, options, properties)
     jobs = {realization_name(i, s): (i, s) for i in range(len(targets)) for s in range(seed, seed + realizations)}
+    if on_start is not None:
+        on_start(len(jobs))
     records = {name: record for name in jobs if (record := finished_record(out / f"{name}.npy", key)) is not None}
     skipped = list(records)
     for name in skipped:
