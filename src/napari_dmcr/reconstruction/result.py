@@ -38,7 +38,7 @@ class ReconstructionResult:
     timings : dict
         Wall times in seconds: ``optimize_s`` (all optimizer runs), ``loss_s`` (of which in the
         loss and its gradient; the rest is the optimizer's own work and the progress reports),
-        ``total_s``.
+        ``total_s`` (the whole run: also the losses' set-up, fitted starts, the final labels).
     cancelled : bool
         True when the run was stopped before it finished.
     """
