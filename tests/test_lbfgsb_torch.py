@@ -332,3 +332,22 @@ def test_combine_is_the_product_of_the_history_with_coefficients(n):
     buffer = torch.randn(10, n, generator=generator)
     coefficients = torch.randn(10, generator=generator)
     assert torch.allclose(cauchy.combine(buffer.T, coefficients), buffer.T @ coefficients, atol=1e-5)
+
+
+def test_first_iteration_in_a_box_is_scipys_unit_steepest_descent_step():
+    """With no history, a box and a slope still steep after the unit step, SciPy's first
+    iteration stops at that step (its stpmax is 1): one evaluation, the same point."""
+    centre = torch.linspace(0.0, 1.0, 30, dtype=torch.float64)
+
+    def fun(x):
+        return float(5e-4 * ((x - centre) ** 2).sum()), 1e-3 * (x - centre)
+
+    x0 = torch.full((30,), 0.5, dtype=torch.float64)
+    seen = []
+    x, _ = minimize_box(fun, x0, 0.0, 1.0, max_iter=1, callback=lambda *a: seen.append(a))
+    numpy_fun = lambda z: tuple(v.numpy() if torch.is_tensor(v) else v for v in fun(torch.from_numpy(z)))  # noqa: E731
+    scipy_x = scipy.optimize.minimize(numpy_fun, x0.numpy(), jac=True, method="L-BFGS-B",
+                                      bounds=scipy.optimize.Bounds(0.0, 1.0), options={"maxiter": 1}).x  # fmt: skip
+    assert seen[0][1] == 2  # the start and one trial
+    assert torch.allclose(x, torch.from_numpy(scipy_x), atol=1e-12)
+    assert torch.allclose(x, x0 - fun(x0)[1], atol=1e-15)

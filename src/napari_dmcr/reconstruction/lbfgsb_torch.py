@@ -7,7 +7,8 @@ Each iteration follows Byrd, Lu, Nocedal and Zhu (1995) as SciPy's L-BFGS-B does
    onto the box (:mod:`~napari_dmcr.reconstruction.cauchy`; steepest descent, at most one unit
    long, while the history is empty);
 2. a line search along the segment to that point, full step first, for the strong Wolfe
-   conditions with SciPy's constants: growing up to the box's edge while the slope stays steep,
+   conditions with SciPy's constants: growing up to the box's edge while the slope stays steep
+   (not past the unit step of steepest descent in a box, as in SciPy's first iteration),
    shrinking a bracket by safeguarded cubic interpolation (a simplified More-Thuente search), at
    most :data:`MAX_LINE_SEARCH` evaluations;
 3. the pair ``(s, y)`` enters the history when its curvature ``s.y`` is positive.
@@ -31,6 +32,8 @@ Examples
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -90,14 +93,17 @@ def _minimize_flat(fun, x, lower, upper, max_iter, max_evaluations, history_size
     info = {"value": value, "iterations": 0, "evaluations": 1, "reason": "max_iter"}
     history = CorrectionPairs(x.numel(), history_size, x.dtype, x.device)
     path = ProjectedPath(x, gradient, lower, upper)
+    constrained = lower > -math.inf or upper < math.inf
     while info["iterations"] < max_iter:
         if float((x - (x - gradient).clamp(lower, upper)).abs().max()) <= pgtol:
             info["reason"] = "projected gradient"
             break
         segment = _segment(path, history)
-        accepted = _line_search(
-            fun, x, value, gradient, segment, max_evaluations - info["evaluations"], info, lower, upper
-        )
+        # Steepest descent in a box takes at most its unit step, as SciPy's first iteration does
+        # (its stpmax is 1 there): growing it costs evaluations the next iterations use better.
+        longest = 1.0 if not history and constrained else None
+        budget = max_evaluations - info["evaluations"]
+        accepted = _line_search(fun, x, value, gradient, segment, budget, info, (lower, upper), longest)
         if accepted is None:
             if history and info["evaluations"] < max_evaluations:
                 history.clear()  # a stale curvature model: try steepest descent once more
@@ -139,18 +145,18 @@ def _segment(path, history):
     return (path.x + direction).clamp(path.lower, path.upper) - path.x
 
 
-def _line_search(fun, x, value, gradient, segment, budget, info, lower, upper):
+def _line_search(fun, x, value, gradient, segment, budget, info, bounds, longest=None):
     """A point ``x + t * segment`` with the strong Wolfe conditions, as ``(point, value,
     gradient)``; the best point with sufficient decrease when :data:`MAX_LINE_SEARCH` trials or
     ``budget`` run out (None without one).
 
     Full step first. A step that still descends steeply grows towards the box's edge along the
-    segment (as SciPy's search may, up to its ``stpmax``); a rejected one shrinks the bracket to
-    the safeguarded minimizer of the cubic through both ends' values and slopes (a simplified
-    More-Thuente search, SciPy's constants).
+    segment (as SciPy's search may, up to its ``stpmax``), or up to ``longest`` when given; a
+    rejected one shrinks the bracket to the safeguarded minimizer of the cubic through both ends'
+    values and slopes (a simplified More-Thuente search, SciPy's constants).
     """
+    lower, upper = bounds
     slope = float(torch.dot(gradient, segment))
-    longest = None  # the largest step in the box (at least 1: the segment's end is in it), once needed
     lo, hi, step, best = (0.0, value, slope), None, 1.0, None
     for _ in range(min(MAX_LINE_SEARCH, budget)):
         trial = (x + step * segment).clamp_(lower, upper)
@@ -161,7 +167,7 @@ def _line_search(fun, x, value, gradient, segment, budget, info, lower, upper):
         if decrease and abs(trial_slope) <= CURVATURE * abs(slope):
             return trial, trial_value, trial_gradient
         if decrease and trial_slope < 0:  # still steep: the step may grow up to the box's edge
-            longest = longest or max(1.0, room(x, segment, lower, upper))
+            longest = longest or max(1.0, room(x, segment, lower, upper))  # the segment's end is in the box
             if step >= longest:
                 return trial, trial_value, trial_gradient
         if decrease and (best is None or trial_value < best[1]):
