@@ -99,6 +99,7 @@ def test_summary_statistics_match_numpy():
     ("kwargs", "message"),
     [
         ({"realizations": 0}, "realizations must be a positive integer"),
+        ({"workers": 0}, "workers must be a positive integer"),
         ({"method": "sa"}, "unknown method"),
         ({"properties": {"young": (1.0,), "poisson": (0.6,)}}, "Poisson ratios"),
         ({"options": {"phase": 7}}, "phase"),

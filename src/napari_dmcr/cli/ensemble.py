@@ -59,7 +59,10 @@ def run(args):
         print(f"{name}: {done}", flush=True)
 
     def start(total):
-        print(f"ensemble: {total} realizations of {'x'.join(map(str, args.shape))} ({args.method}) -> {args.out}")
+        print(
+            f"ensemble: {total} realizations of {'x'.join(map(str, args.shape))} ({args.method}) -> {args.out}",
+            flush=True,
+        )
 
     summary = run_ensemble(
         targets,

@@ -139,6 +139,7 @@ def run_ensemble(
     """
     realizations = positive_integer("realizations", realizations)
     seed = whole_number("seed", seed, 0)
+    workers = None if workers is None else positive_integer("workers", workers)
     options = dict(options or {})
     phase = None
     for target in targets:

@@ -176,8 +176,9 @@ def cauchy_point(path, theta, w, middle):
     ``W^T (x(t) - x) = p + t q`` the model's slope is ``-G + theta t G - q^T M (p + t q)`` and its
     curvature ``theta G - q^T M q`` (``G``: the sum of g_i^2 over the moving variables).
     Breakpoints are taken in sorted blocks (the Cauchy point usually lies a few hundred to a few
-    thousand breakpoints past those at t = 0), prefix sums in float64. At the Cauchy point ``-q`` is
-    ``W^T`` of the gradient on the free variables, which the subspace step needs.
+    thousand breakpoints past those at t = 0), each ``g_i w_i`` in the buffer's precision, prefix
+    sums in float64. At the Cauchy point ``-q`` is ``W^T`` of the gradient on the free variables,
+    which the subspace step needs.
     """
     x, gradient, t, moving = path.x, path.gradient, path.t, path.moving
     count = int(moving.sum())
@@ -215,7 +216,7 @@ def cauchy_point(path, theta, w, middle):
     # Breakpoints equal to t_c that the scan did not pass are not free either (they follow the
     # passed ones in the sorted order): the scan's q still counts them.
     tail = sorted_t[passed:]
-    equal = order[passed:][tail <= t_c] if len(tail) else order[:0]
+    equal = order[passed:][tail <= t_c]
     if len(equal):
         q = q + (w.T.index_select(1, equal) * gradient[equal]).double().sum(1)
     x_c = (x - torch.clamp(t, max=t_c) * gradient).clamp_(path.lower, path.upper)

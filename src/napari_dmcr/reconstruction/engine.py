@@ -228,7 +228,7 @@ def _optimize(settings, phases, record, variable, loss_fn, fields, where, stage)
         return result
 
     bounded = not phases.multiphase
-    began = time.perf_counter()
+    run_began = time.perf_counter()
     try:
         if settings.optimizer == "lbfgsb":
             loss, _ = run_lbfgsb(variable, evaluate, on_iteration, iterations, bounded)
@@ -237,7 +237,7 @@ def _optimize(settings, phases, record, variable, loss_fn, fields, where, stage)
         else:
             loss, _ = run_adam(variable, evaluate, on_iteration, iterations, bounded, settings.learning_rate)
     finally:
-        record.optimize_seconds += time.perf_counter() - began
+        record.optimize_seconds += time.perf_counter() - run_began
     record.done = base + iterations
     return loss
 

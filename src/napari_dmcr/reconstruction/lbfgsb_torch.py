@@ -100,7 +100,8 @@ def _minimize_flat(fun, x, lower, upper, max_iter, max_evaluations, history_size
             break
         segment = _segment(path, history)
         # Steepest descent in a box takes at most its unit step, as SciPy's first iteration does
-        # (its stpmax is 1 there): growing it costs evaluations the next iterations use better.
+        # (its stpmax is 1 there; a restart here is capped alike): growing it costs evaluations
+        # the next iterations use better.
         longest = 1.0 if not history and constrained else None
         budget = max_evaluations - info["evaluations"]
         accepted = _line_search(fun, x, value, gradient, segment, budget, info, (lower, upper), longest)
@@ -167,7 +168,8 @@ def _line_search(fun, x, value, gradient, segment, budget, info, bounds, longest
         if decrease and abs(trial_slope) <= CURVATURE * abs(slope):
             return trial, trial_value, trial_gradient
         if decrease and trial_slope < 0:  # still steep: the step may grow up to the box's edge
-            longest = longest or max(1.0, room(x, segment, lower, upper))  # the segment's end is in the box
+            if longest is None:
+                longest = max(1.0, room(x, segment, lower, upper))  # the segment's end is in the box
             if step >= longest:
                 return trial, trial_value, trial_gradient
         if decrease and (best is None or trial_value < best[1]):
