@@ -462,6 +462,8 @@ def main():
         "truth_volume_gaps": truth_volume_gaps(),
         "cases": rows,
     }
+    if out.exists():  # written by benchmarks/large_slices.py
+        report["large_slices"] = json.loads(out.read_text()).get("large_slices")
     from napari_dmcr.io.atomic import write_json
 
     write_json(out, report)

@@ -105,6 +105,23 @@ def test_s2_radial_matches_direct_implementation(periodic):
         assert result[k] == pytest.approx(np.mean(values), abs=1e-12)
 
 
+def test_s2_radial_over_long_lags_sums_bin_by_bin():
+    """Past DENSE_RADIAL_LAG the bins are summed without the dense matrix: the same means of
+    the S2 map's lags, and still differentiable."""
+    from napari_dmcr.descriptors.two_point import DENSE_RADIAL_LAG
+
+    lag = DENSE_RADIAL_LAG + 6
+    image = random_binary((2 * lag + 9, 2 * lag + 3), seed=5)
+    result = s2_radial(image, lag, periodic=False)
+    lags = np.arange(-lag, lag + 1)
+    bins = np.rint(np.hypot(lags[:, None], lags[None, :]))
+    expected = [s2_map(image, lag, periodic=False)[bins == k].mean() for k in range(lag + 1)]
+    np.testing.assert_allclose(result, expected, atol=1e-12)
+    field = torch.tensor(image, dtype=torch.float64, requires_grad=True)
+    s2_radial(field, lag, periodic=False)[-1].backward()
+    assert field.grad.abs().sum() > 0
+
+
 def test_displacement_vectors_are_a_half_window():
     vectors = displacement_vectors(3)
     assert vectors[0] == (0, 0)
@@ -371,3 +388,33 @@ def test_real_images_characterize_per_phase(shared_data, tmp_path, vgg19_weights
     assert loaded["settings"] == result["settings"]
     np.testing.assert_array_equal(loaded["phases"][1]["s3"][1], result["phases"][1]["s3"][1])
     assert loaded["phases"][0]["tv"] == result["phases"][0]["tv"]
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_large_targets_are_characterized_in_strips_with_the_same_values(monkeypatch, periodic):
+    """S3 of an image beyond STRIP_PIXELS from strips of rows: the same mean over the same
+    window origins as in one piece (both levels, periodic or not)."""
+    import napari_dmcr.descriptors.descriptor_set as descriptor_set
+
+    image = torch.as_tensor(random_binary((90, 77), seed=6), dtype=torch.float64)[None]
+    specs = [DescriptorSpec("s3", limit_to=5, levels=2, periodic=periodic), DescriptorSpec("tv", periodic=periodic)]
+    whole = descriptor_targets(specs, image)
+    monkeypatch.setattr(descriptor_set, "STRIP_PIXELS", 700)  # strips of 9 rows
+    strips = descriptor_targets(specs, image)
+    for name in whole:
+        for expected, value in zip(whole[name], strips[name], strict=True):
+            np.testing.assert_allclose(value, expected, atol=1e-13)
+
+
+def test_large_targets_take_the_mean_gram_matrices_of_their_tiles(monkeypatch, vgg19_weights):
+    import napari_dmcr.descriptors.descriptor_set as descriptor_set
+
+    monkeypatch.setattr(descriptor_set, "STRIP_PIXELS", 32 * 32)
+    monkeypatch.setattr(descriptor_set, "GRAM_TILE", 32)
+    image = torch.as_tensor(random_binary((64, 80), seed=7), dtype=torch.float32)[None]
+    tiles = [image[:, r : r + 32, c : c + 32] for r in (0, 32) for c in (0, 32, 48)]  # the last flush
+    per_tile = [[layer[0] for layer in gram_matrices(tile)] for tile in tiles]
+    expected = [torch.stack(layer).mean(0).flatten() for layer in zip(*per_tile)]
+    (value,) = descriptor_targets([DescriptorSpec("gram")], image).values()
+    for got, want in zip(value, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5)

@@ -67,7 +67,7 @@ def test_an_ensemble_survives_a_killed_worker_and_a_rerun_skips_what_is_finished
         options=options,
         properties={"elastic": False},
         on_result=lambda name, record, fresh: seen.append((name, fresh)),
-        on_start=lambda total: seen.append(total),
+        on_start=lambda total, estimate: seen.append(total),
     )  # nothing is pending: no cluster is started
     assert rerun["skipped"] == names and seen == [3] + [(name, False) for name in names]
     assert {name: (tmp_path / f"{name}.npy").stat().st_mtime_ns for name in names} == written

@@ -1,11 +1,13 @@
 """A run's settings are checked before any work, and no result is ever lost or replaced by mistake."""
 
+import errno
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,11 +124,23 @@ def test_the_record_names_the_source_and_its_preprocessing(tmp_path, capsys):
     assert step["step"] == "threshold" and step["method"] == "otsu" and 0.0 < step["value"] < 1.0
 
 
-def test_a_failed_write_after_the_run_saves_the_result_elsewhere(tmp_path, capsys):
-    # /proc takes no new files, even for root: a real OS error at the final write.
-    code = main(["reconstruct", "--out", "/proc/core.npy", *QUICK])
+def test_a_failed_write_after_the_run_saves_the_result_elsewhere(tmp_path, capsys, monkeypatch):
+    from napari_dmcr.io import writers
+
+    # /proc takes no new files, even for root: known before the run (its lock cannot be made).
+    assert main(["reconstruct", "--out", "/proc/core.npy", *QUICK]) == 2
+    assert "cannot write in /proc" in capsys.readouterr().err
+    write_volume = writers.write_volume
+
+    def disk_full_in_tmp_path(path, *args, **kwargs):
+        if Path(path).parent == tmp_path:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write_volume(path, *args, **kwargs)
+
+    monkeypatch.setattr(writers, "write_volume", disk_full_in_tmp_path)
+    code = main(["reconstruct", "--out", str(tmp_path / "core.npy"), *QUICK])
     captured = capsys.readouterr()
-    assert code == 2 and "could not write /proc/core.npy" in captured.out
+    assert code == 2 and f"could not write {tmp_path / 'core.npy'} (No space left on device)" in captured.out
     saved = captured.out.split("the result was saved to ")[1].split()[0]
     assert np.load(saved).shape == (12, 12, 12)
 

@@ -82,6 +82,10 @@ def phase_labels(labels):
 
 def minority_label(images):
     """The default phase of interest of every method: the label with the fewest pixels over
-    ``images`` (the smallest label among equals)."""
-    labels, counts = np.unique(np.concatenate([np.ravel(image) for image in images]), return_counts=True)
-    return int(labels[np.argmin(counts)])
+    ``images`` (the smallest label among equals; an image given twice counts twice)."""
+    counts = {}
+    for image in images:
+        values, image_counts = np.unique(image, return_counts=True)
+        for value, count in zip(values.tolist(), image_counts.tolist()):
+            counts[value] = counts.get(value, 0) + count
+    return int(min(sorted(counts), key=counts.get))

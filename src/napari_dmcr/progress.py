@@ -89,6 +89,31 @@ class Throttle:
         return False
 
 
+class RunSteps:
+    """An engine's run: the iterator of its :class:`ProgressStep` (its result the value of the
+    ``StopIteration``), with what was known before it started.
+
+    Attributes
+    ----------
+    estimate : RunEstimate
+        The cost model's memory and time of the run (``estimate.summary()`` is one line).
+    """
+
+    def __init__(self, steps, estimate):
+        self._steps = steps
+        self.estimate = estimate
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._steps)
+
+    def close(self):
+        """Stop the run (the engine keeps its best state, as on a cancel)."""
+        self._steps.close()
+
+
 def drain(steps, on_step=None):
     """Run an engine's generator to the end; return its result (the ``StopIteration`` value).
 

@@ -36,8 +36,8 @@ from napari_dmcr.baselines.annealing_result import AnnealingResult
 from napari_dmcr.baselines.annealing_settings import check_annealing_settings
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels
-from napari_dmcr.progress import CancelToken, ProgressStep, Throttle, drain
-from napari_dmcr.reconstruction.cost import check_memory
+from napari_dmcr.progress import CancelToken, ProgressStep, RunSteps, Throttle, drain
+from napari_dmcr.reconstruction.cost import check_memory, estimate_run
 
 # Trial swaps per kernel call: a cancel takes effect within one batch, and the Python overhead
 # between batches stays well under 1% of the time.
@@ -128,11 +128,11 @@ def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = 
 
     Returns
     -------
-    generator
+    RunSteps
         Yields :class:`~napari_dmcr.progress.ProgressStep` (``iteration`` = trial swaps done,
         ``total`` = ``max_swaps``, stage ``"annealing"``, losses ``{"s2", "total"}`` = current
         energy, ``volume`` = current indicator of ``phase`` as float32) and returns an
-        :class:`AnnealingResult`.
+        :class:`AnnealingResult`; its ``estimate`` is the cost model's memory and time.
 
     Raises
     ------
@@ -141,7 +141,13 @@ def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = 
     """
     # The options and their defaults live in check_annealing_settings (one home).
     settings = check_annealing_settings(target, shape, initial_given=initial is not None, **options)
-    check_memory(settings.shape, method="yeong-torquato", max_lag=settings.max_lag)
+    distinct = {id(image): image for image in settings.images}
+    sizes = {"max_lag": settings.max_lag, "target_pixels": sum(image.size for image in distinct.values())}
+    check_memory(settings.shape, method="yeong-torquato", **sizes)
+    swaps_per_voxel = settings.max_swaps / math.prod(settings.shape)
+    estimate = estimate_run(
+        settings.shape, (), method="yeong-torquato", device="cpu", iterations=swaps_per_voxel, **sizes
+    )
     shape, phase, n_phase = settings.shape, settings.phase, settings.n_phase
     indicators = [image == phase for image in settings.images]
     target_s2 = _target_profiles(indicators, len(shape), settings.max_lag, settings.isotropic, settings.target_periodic)
@@ -154,7 +160,7 @@ def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = 
     else:
         state = _initial_state(initial, shape, phase, n_phase, rng)
 
-    return _anneal(state, target_s2, settings.parameters(), cancel)
+    return RunSteps(_anneal(state, target_s2, settings.parameters(), cancel), estimate)
 
 
 def run_yeong_torquato(target, shape, **kwargs) -> AnnealingResult:

@@ -7,9 +7,14 @@ which registers the sub-command and sets ``run`` (a function of the parsed argum
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib
+import math
 import os
+import signal
 import sys
+import warnings
 
 from napari_dmcr import __version__
 from napari_dmcr.errors import InputError
@@ -30,9 +35,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_vgg19_weights_option(parser):
-    """The ``--vgg19-weights`` option of the sub-commands that may compute Gram matrices."""
+def add_vgg19_weights_option(parser, without_gram):
+    """The ``--vgg19-weights`` option of the sub-commands that may compute Gram matrices;
+    ``without_gram`` says how this sub-command goes without them (``"pass --no-gram"``), and
+    errors about the weights or Gram matrices name it."""
     parser.add_argument("--vgg19-weights", help="normalized VGG-19 .npz (see docs/descriptors.md)")
+    parser.set_defaults(without_gram=without_gram)
+
+
+def _user_message(error, args):
+    """The error in the sub-command's words: a fix the library words as an API call, as its option."""
+    if error.remedy == "without_gram" and getattr(args, "without_gram", None):
+        return f"{error.message}; without Gram matrices, {args.without_gram}"
+    if error.remedy == "threshold" and hasattr(args, "threshold"):
+        return f"{error.message}, or pass --threshold otsu (or a value)"
+    return str(error)
+
+
+def add_threshold_option(parser):
+    """``--threshold`` of the sub-commands that read labeled images with :func:`read_labels`."""
+    parser.add_argument(
+        "--threshold",
+        type=_threshold,
+        help="segment grey images: 'otsu' or a value, label 1 above it (default: refuse grey images)",
+    )
+
+
+def _threshold(text):
+    """``--threshold`` as :func:`~napari_dmcr.io.readers.read_image` takes it: ``"otsu"`` or a number."""
+    if text == "otsu":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"use 'otsu' or a finite number, got {text!r}")
+    return value
+
+
+def read_labels(path, args, ndim=None, **options):
+    """Read a labeled image the one way the sub-commands do (``reconstruct`` thresholds and records
+    it instead): a grey image is refused, with a hint to segment it, unless ``--threshold`` says
+    how to segment it."""
+    from napari_dmcr.io.readers import read_image
+
+    return read_image(path, ndim, threshold=args.threshold, **options)
+
+
+@contextlib.contextmanager
+def cancel_on_signals(cancel):
+    """Ctrl-C (SIGINT) or SIGTERM (what batch schedulers send) sets ``cancel``; the signals
+    received are yielded as a list. A second Ctrl-C kills."""
+    received = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        cancel.cancel()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, previous[signal.SIGINT])
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def add_moduli_options(parser, what="the properties"):
@@ -60,6 +128,11 @@ def moduli_settings(args):
     return {"material": args.material, "young": args.young, "poisson": args.poisson}
 
 
+def _show_warning(command, message, category, filename, lineno, file=None, line=None):
+    """A warning as one line of the command's output, without the library's source line."""
+    print(f"dmcr {command}: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -69,9 +142,21 @@ def main(argv=None) -> int:
         # The weight loader looks here before the cache: the whole run uses this file.
         os.environ[ENV_VARIABLE] = args.vgg19_weights
     try:
-        return args.run(args) or 0
-    except (InputError, FileNotFoundError) as error:
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_show_warning, args.command)
+            return args.run(args) or 0
+    except InputError as error:
+        print(f"dmcr {args.command}: error: {_user_message(error, args)}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as error:
         print(f"dmcr {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except FileExistsError as error:  # an output that appeared while the command ran
+        print(
+            f"dmcr {args.command}: error: {error.filename2 or error.filename} appeared while this command ran and "
+            "is kept; choose another --out, or pass --overwrite to replace it",
+            file=sys.stderr,
+        )
         return 2
     except (KeyboardInterrupt, Cancelled):
         print(f"dmcr {args.command}: interrupted", file=sys.stderr)

@@ -24,20 +24,27 @@ def add_parser(subparsers):
     parser.add_argument("--s3-levels", type=int, default=2, help="S3 multigrid levels (default: %(default)s)")
     parser.add_argument("--no-gram", action="store_true", help="skip the VGG-19 Gram matrices")
     parser.add_argument("--periodic", action="store_true", help="treat the image as periodic")
-    add_vgg19_weights_option(parser)
+    add_vgg19_weights_option(parser, without_gram="pass --no-gram")
     parser.set_defaults(run=run)
 
 
 def run(args):
+    from napari_dmcr.io.atomic import output_lock
+    from napari_dmcr.io.writers import check_output_path
+
+    check_output_path(args.out, overwrite=args.overwrite)  # before any work
+    with output_lock(args.out):
+        _run(args)
+
+
+def _run(args):
     import matplotlib
 
     matplotlib.use("Agg")
     from napari_dmcr.descriptors import characterize, save_descriptors
     from napari_dmcr.io.atomic import atomic_path
-    from napari_dmcr.io.writers import check_output_path
     from napari_dmcr.plotting.descriptors import characterization_figure
 
-    check_output_path(args.out, overwrite=args.overwrite)  # before any work
     image = _load_image(args.image)
     result = characterize(
         image,

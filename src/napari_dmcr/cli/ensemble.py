@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from napari_dmcr.cli import add_moduli_options, moduli_settings
+from napari_dmcr.cli import add_moduli_options, cancel_on_signals, moduli_settings
 
 
 def add_parser(subparsers):
@@ -35,15 +36,50 @@ def add_parser(subparsers):
 
 
 def run(args):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from napari_dmcr.ensembles import SUMMARY, run_ensemble
-    from napari_dmcr.io.atomic import atomic_path
+    from napari_dmcr.ensembles import run_ensemble
     from napari_dmcr.io.readers import read_image
-    from napari_dmcr.plotting.ensemble import ensemble_figure
+    from napari_dmcr.progress import Cancelled, CancelToken
 
     targets = [read_image(path, ndim=2) for path in args.slices]
+    counts = {"finished": 0, "total": 0}
+
+    def report(name, record, written):
+        counts["finished"] += 1
+        done = f"written ({record.get('seconds', 0.0):.1f} s)" if written else "finished before, kept"
+        print(f"{name}: {done}", flush=True)
+
+    def start(total, estimate):
+        counts["total"] = total
+        print(
+            f"ensemble: {total} realizations of {'x'.join(map(str, args.shape))} ({args.method}) -> {args.out}; "
+            + estimate.summary(),
+            flush=True,
+        )
+
+    cancel = CancelToken()
+    try:
+        with cancel_on_signals(cancel) as received:
+            summary = run_ensemble(
+                targets,
+                tuple(args.shape),
+                args.out,
+                **_settings(args),
+                on_result=report,
+                on_start=start,
+                cancel=cancel,
+            )
+    except Cancelled:
+        print(
+            f"dmcr ensemble: stopped; {counts['finished']} of {counts['total']} realizations are finished and "
+            f"kept in {args.out} (a rerun makes only the missing ones)",
+            file=sys.stderr,
+        )
+        return 128 + received[0]
+    _print_summary(args, summary)
+
+
+def _settings(args):
+    """The keyword arguments of :func:`~napari_dmcr.ensembles.run_ensemble` from the options."""
     options = {"phase": args.phase}
     if args.method == "dmcr":
         options.update(device=args.device)
@@ -53,31 +89,26 @@ def run(args):
     if not args.no_properties:
         properties = {**moduli_settings(args), "device": args.device}
         properties["elastic"] = not args.no_elastic
+    return {
+        "realizations": args.realizations,
+        "seed": args.seed,
+        "method": args.method,
+        "options": options,
+        "properties": properties,
+        "scheduler": args.scheduler,
+        "workers": args.workers,
+    }
 
-    def report(name, record, written):
-        done = f"written ({record.get('seconds', 0.0):.1f} s)" if written else "finished before, kept"
-        print(f"{name}: {done}", flush=True)
 
-    def start(total):
-        print(
-            f"ensemble: {total} realizations of {'x'.join(map(str, args.shape))} ({args.method}) -> {args.out}",
-            flush=True,
-        )
+def _print_summary(args, summary):
+    """Write the plot of the spread; print the main statistics."""
+    import matplotlib
 
-    summary = run_ensemble(
-        targets,
-        tuple(args.shape),
-        args.out,
-        realizations=args.realizations,
-        seed=args.seed,
-        method=args.method,
-        options=options,
-        properties=properties,
-        scheduler=args.scheduler,
-        workers=args.workers,
-        on_result=report,
-        on_start=start,
-    )
+    matplotlib.use("Agg")
+    from napari_dmcr.ensembles import SUMMARY
+    from napari_dmcr.io.atomic import atomic_path
+    from napari_dmcr.plotting.ensemble import ensemble_figure
+
     png = Path(args.out) / "ensemble.png"
     with atomic_path(png) as tmp:
         ensemble_figure(summary).savefig(tmp, dpi=100, format="png")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_dmcr.cli import add_moduli_options, add_vgg19_weights_option, moduli_settings
+from napari_dmcr.cli import (
+    add_moduli_options,
+    add_threshold_option,
+    add_vgg19_weights_option,
+    moduli_settings,
+    read_labels,
+)
 
 
 def add_parser(subparsers):
@@ -27,7 +33,7 @@ def add_parser(subparsers):
     add("--max-lag", type=int, help="largest lag (default: a quarter of the smallest side)")
     add("--s3-limit-to", type=int, default=6, help="S3 window (default: %(default)s)")
     add("--gram", action="store_true", help="also compare VGG-19 Gram matrices (needs weights)")
-    add_vgg19_weights_option(parser)
+    add_vgg19_weights_option(parser, without_gram="leave out --gram")
     add("--periodic", action="store_true", help="measure the reconstruction with wrap-around")
     add(
         "--connectivity",
@@ -38,23 +44,30 @@ def add_parser(subparsers):
     add("--properties", action="store_true", help="also diffusivity, tortuosity and stiffness per axis (3D)")
     add("--properties-phase", type=int, help="conducting label of --properties (default: the minority label)")
     add_moduli_options(parser, "--properties")
+    add_threshold_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args):
+    from napari_dmcr.io.atomic import output_lock
+    from napari_dmcr.io.writers import check_output_path
+
+    check_output_path(args.out, overwrite=args.overwrite)  # before any work
+    with output_lock(args.out):
+        _run(args)
+
+
+def _run(args):
     import matplotlib
 
     matplotlib.use("Agg")
     from napari_dmcr.evaluation import evaluate
     from napari_dmcr.io.atomic import atomic_path, write_json
-    from napari_dmcr.io.readers import read_image
-    from napari_dmcr.io.writers import check_output_path
     from napari_dmcr.plotting.evaluation import draw_report
 
-    check_output_path(args.out, overwrite=args.overwrite)  # before any work
-    original = read_image(args.original, ndim=2)
-    reconstruction = read_image(args.recon)
-    truth = None if args.truth is None else read_image(args.truth, ndim=3)
+    original = read_labels(args.original, args, ndim=2)
+    reconstruction = read_labels(args.recon, args)
+    truth = None if args.truth is None else read_labels(args.truth, args, ndim=3)
     results = evaluate(
         original,
         reconstruction,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from napari_dmcr.cli import add_threshold_option, read_labels
+
 FORMATS = {"npy": ".npy", "tif": ".tif", "vti": ".vti", "f3grid": ".f3grid"}
 
 
@@ -28,10 +30,7 @@ def add_parser(subparsers):
     )
     parser.add_argument("--raw-shape", type=int, nargs=3, metavar=("Z", "Y", "X"), help="shape of a .raw volume")
     parser.add_argument("--raw-dtype", help="data type of a .raw volume, e.g. uint8")
-    parser.add_argument(
-        "--threshold",
-        help="segment a grey volume: 'otsu' or a value (default: refuse grey volumes)",
-    )
+    add_threshold_option(parser)
     flac = parser.add_argument_group("FLAC3D (--format f3grid)")
     flac.add_argument(
         "--group-names",
@@ -62,13 +61,27 @@ def add_parser(subparsers):
 
 
 def run(args):
-    import numpy as np
-
-    from napari_dmcr.errors import InputError
-    from napari_dmcr.io.readers import read_image
-    from napari_dmcr.io.writers import check_output_path, read_voxel_size, write_volume
+    from napari_dmcr.io.atomic import output_lock
 
     source = Path(args.volume)
+    out, fmt = _output(args, source)
+    cylinder = _check_flac_options(args) if fmt == "f3grid" else False
+    with output_lock(out):
+        labels = read_labels(source, args, ndim=3, raw_shape=args.raw_shape, raw_dtype=args.raw_dtype)
+        voxel_size = _voxel_size(args, source)
+        if fmt == "f3grid":
+            _export_flac3d(args, source, out, labels, voxel_size, cylinder)
+        else:
+            _export_volume(args, source, out, fmt, labels, voxel_size)
+    return 0
+
+
+def _output(args, source):
+    """The output file and format, checked before any work (with the voxel size, when given)."""
+    from napari_dmcr.checks import positive_number
+    from napari_dmcr.errors import InputError
+    from napari_dmcr.io.writers import check_output_path
+
     out = Path(args.out) if args.out else None
     fmt = args.format
     if fmt is None:
@@ -86,35 +99,53 @@ def run(args):
     check_output_path(out, overwrite=args.overwrite)
     if fmt == "f3grid" and not args.no_f3dat:
         check_output_path(out.with_suffix(".f3dat"), overwrite=args.overwrite)
+    if args.voxel_size is not None:
+        positive_number("--voxel-size", args.voxel_size)
+    return out, fmt
 
-    threshold = args.threshold
-    if threshold is not None and threshold != "otsu":
-        try:
-            threshold = float(threshold)
-        except ValueError:
-            raise InputError(f"--threshold must be 'otsu' or a number, got {threshold!r}") from None
-    labels = read_image(source, ndim=3, threshold=threshold, raw_shape=args.raw_shape, raw_dtype=args.raw_dtype)
-    voxel_size = args.voxel_size
-    if voxel_size is None and source.suffix.lower() != ".raw":
-        voxel_size = read_voxel_size(source)
-    voxel_size = 1.0 if voxel_size is None else voxel_size
 
-    settings = {"source": str(source.resolve())}
-    if fmt != "f3grid":
-        write_volume(out, labels, voxel_size=voxel_size, parameters=_sidecar_data(source, fmt, voxel_size, settings))
-        print(f"{fmt}: {out} ({' x '.join(map(str, labels.shape))} voxels of {voxel_size:g})")
-        return 0
-
-    from napari_dmcr.io.f3dat import write_f3dat
-    from napari_dmcr.io.flac3d import group_names_for, write_f3grid
+def _check_flac_options(args):
+    """Check the FLAC3D options that need no volume before any work; the ``cylinder`` setting."""
+    from napari_dmcr.errors import InputError
+    from napari_dmcr.io.f3dat import check_confining_pressures
 
     if args.no_face_groups and not args.no_f3dat:
         raise InputError("the .f3dat template needs the face groups; drop --no-face-groups or add --no-f3dat")
-    cylinder = False
-    if args.cylinder is not None:
-        if len(args.cylinder) not in (0, 2):
-            raise InputError("--cylinder takes no value (largest cylinder) or two: DIAMETER HEIGHT")
-        cylinder = tuple(args.cylinder) if args.cylinder else True
+    if not args.no_f3dat:
+        check_confining_pressures(args.confining_pressures)
+    if args.cylinder is None:
+        return False
+    if len(args.cylinder) not in (0, 2):
+        raise InputError("--cylinder takes no value (largest cylinder) or two: DIAMETER HEIGHT")
+    return tuple(args.cylinder) if args.cylinder else True
+
+
+def _voxel_size(args, source):
+    """``--voxel-size``, else the source's (metadata or sidecar), else 1."""
+    from napari_dmcr.io.writers import read_voxel_size
+
+    voxel_size = args.voxel_size
+    if voxel_size is None and source.suffix.lower() != ".raw":
+        voxel_size = read_voxel_size(source)
+    return 1.0 if voxel_size is None else voxel_size
+
+
+def _export_volume(args, source, out, fmt, labels, voxel_size):
+    from napari_dmcr.io.writers import write_volume
+
+    record = _sidecar_data(source, fmt, voxel_size, {"source": str(source.resolve())})
+    write_volume(out, labels, voxel_size=voxel_size, parameters=record, overwrite=args.overwrite)
+    print(f"{fmt}: {out} ({' x '.join(map(str, labels.shape))} voxels of {voxel_size:g})")
+
+
+def _export_flac3d(args, source, out, labels, voxel_size, cylinder):
+    import numpy as np
+
+    from napari_dmcr.io.atomic import write_json
+    from napari_dmcr.io.f3dat import write_f3dat
+    from napari_dmcr.io.flac3d import group_names_for, write_f3grid
+    from napari_dmcr.io.writers import file_sha256, sidecar_path
+
     names = group_names_for(np.unique(labels), args.group_names)
     counts = write_f3grid(
         out,
@@ -126,13 +157,14 @@ def run(args):
         cylinder=cylinder,
         face_groups=not args.no_face_groups,
     )
-    settings.update(
-        origin=list(args.origin),
-        coarsen=args.coarsen,
-        cylinder=cylinder,
-        group_names={str(label): name for label, name in names.items()},
-        flac3d=counts,
-    )
+    settings = {
+        "source": str(source.resolve()),
+        "origin": list(args.origin),
+        "coarsen": args.coarsen,
+        "cylinder": cylinder,
+        "group_names": {str(label): name for label, name in names.items()},
+        "flac3d": counts,
+    }
     print(
         f"f3grid: {out} ({counts['zones']} zones, {counts['gridpoints']} gridpoints; "
         + ", ".join(f"{name} {n}" for name, n in counts["groups"].items())
@@ -147,11 +179,10 @@ def run(args):
         )
         settings["f3dat"] = str(f3dat)
         print(f"f3dat: {f3dat} (template: edit the properties at the top, then run it in FLAC3D)")
-    from napari_dmcr.io.atomic import write_json
-    from napari_dmcr.io.writers import file_sha256, sidecar_path
-
-    write_json(sidecar_path(out), {**_sidecar_data(source, fmt, voxel_size, settings), "sha256": file_sha256(out)})
-    return 0
+    write_json(
+        sidecar_path(out),
+        {**_sidecar_data(source, fmt="f3grid", voxel_size=voxel_size, settings=settings), "sha256": file_sha256(out)},
+    )
 
 
 def _sidecar_data(source, fmt, voxel_size, settings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_dmcr.cli import add_moduli_options, moduli_settings
+from napari_dmcr.cli import add_moduli_options, add_threshold_option, moduli_settings, read_labels
 
 
 def add_parser(subparsers):
@@ -24,17 +24,24 @@ def add_parser(subparsers):
     add("--device", default="cpu", help="cpu, cuda or auto (default: %(default)s)")
     add("--out", default="properties.json", help="output JSON (default: %(default)s)")
     add("--overwrite", action="store_true", help="replace an existing output file")
+    add_threshold_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args):
-    from napari_dmcr.io.atomic import write_json
-    from napari_dmcr.io.readers import read_image
+    from napari_dmcr.io.atomic import output_lock
     from napari_dmcr.io.writers import check_output_path
-    from napari_dmcr.properties import volume_properties
 
     check_output_path(args.out, overwrite=args.overwrite)  # before any work
-    volume = read_image(args.volume, ndim=3)
+    with output_lock(args.out):
+        _run(args)
+
+
+def _run(args):
+    from napari_dmcr.io.atomic import write_json
+    from napari_dmcr.properties import volume_properties
+
+    volume = read_labels(args.volume, args, ndim=3)
     result = volume_properties(
         volume,
         args.phase,

@@ -3,20 +3,20 @@
 Writes the labels (``.npy``, ``.tif`` or ``.vti``) and, beside them, a sidecar JSON
 (``core.npy.json``) with every parameter, the seed, the source's path and checksum, what was done
 to its values, software versions, device, timings and final descriptor errors. An existing output
-is replaced only with ``--overwrite``. Ctrl-C or SIGTERM cancels the run and still writes the best
-state reached, marked ``"cancelled": true`` -- beside a finished result of the same name, never
-over it. When the output cannot be written after the run, the result goes to a fallback folder.
+is replaced only with ``--overwrite``, and a second run with the same ``--out`` fails at once.
+Ctrl-C or SIGTERM cancels the run and still writes the best state reached, marked
+``"cancelled": true`` -- beside a finished result of the same name, never over it. When the
+output cannot be written after the run (or a file of its name appeared meanwhile), the result goes
+to a fallback folder.
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import tempfile
 import time
 from pathlib import Path
 
-from napari_dmcr.cli import add_vgg19_weights_option
+from napari_dmcr.cli import add_vgg19_weights_option, cancel_on_signals
 
 METHODS = ("dmcr", "yt")
 
@@ -112,28 +112,38 @@ def add_parser(subparsers):
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: %(default)s)")
     parser.add_argument("--chunk-size", type=int, help="slices per forward/backward chunk")
     parser.add_argument("--voxel-size", type=float, default=1.0, help="voxel edge in model units")
-    add_vgg19_weights_option(parser)
+    add_vgg19_weights_option(parser, without_gram="pass --preset cpu")
     parser.set_defaults(run=run)
 
 
 def run(args):
+    from napari_dmcr.io.atomic import output_lock
+    from napari_dmcr.io.writers import check_volume_output
+
+    # A run whose result cannot be written, or that another run is writing, does not start.
+    check_volume_output(args.out, args.voxel_size, overwrite=args.overwrite)
+    with output_lock(args.out):
+        return _run(args)
+
+
+def _run(args):
     from tqdm import tqdm
 
-    from napari_dmcr.io.writers import check_volume_output
     from napari_dmcr.progress import CancelToken, drain
 
-    # A run whose result cannot be written does not start.
-    check_volume_output(args.out, args.voxel_size, overwrite=args.overwrite)
     target, source = _load_target(args)
     shape = tuple(args.shape) if args.shape else (_target_side(target),) * 3
     cancel = CancelToken()
     steps = _engine(args, target, shape, cancel)
-    print(f"reconstructing {'x'.join(map(str, shape))} from {source['description']} ({args.method})")
+    print(
+        f"reconstructing {'x'.join(map(str, shape))} from {source['description']} ({args.method}): "
+        f"{steps.estimate.summary()}"
+    )
     for step in source["preprocessing"]:
         print(f"  {_step_text(step)}")
     started = time.perf_counter()
     with (
-        _cancel_on_signals(cancel),
+        cancel_on_signals(cancel),
         tqdm(
             total=100,
             unit="%",
@@ -150,7 +160,7 @@ def run(args):
 
         result = drain(steps, show)
     sidecar = _sidecar(args, result, source, shape, time.perf_counter() - started)
-    out, saved = _save(Path(args.out), result, args.voxel_size, sidecar)
+    out, saved = _save(Path(args.out), result, args.voxel_size, sidecar, args.overwrite)
     print(f"volume: {out}  parameters: {out.name}.json")
     for line in result.summary():
         print(line)
@@ -159,47 +169,32 @@ def run(args):
     return 130 if result.cancelled else 0
 
 
-def _save(out, result, voxel_size, sidecar):
+def _save(out, result, voxel_size, sidecar, overwrite):
     """Write the result; ``(path written, whether it is where it was asked)``.
 
     A cancelled run beside a finished result of the same name goes to ``<name>.cancelled<suffix>``;
-    a write that fails (disk full, permissions changed during the run) goes to a fallback folder.
+    a write that fails (disk full, permissions changed during the run, or, without ``overwrite``,
+    a file of that name made meanwhile) goes to a fallback folder.
     """
     from napari_dmcr.io.writers import write_volume
 
     if result.cancelled and out.exists():
         out = out.with_name(f"{out.stem}.cancelled{out.suffix}")
+        overwrite = True  # a cancelled state replaces only an earlier cancelled state
         print(
             f"cancelled: {out.with_name(out.name.replace('.cancelled', ''))} is kept; the cancelled state goes to {out}"
         )
     try:
-        return write_volume(out, result.labels, voxel_size=voxel_size, parameters=sidecar), True
+        return write_volume(out, result.labels, voxel_size=voxel_size, parameters=sidecar, overwrite=overwrite), True
     except OSError as error:
         fallback = Path(tempfile.gettempdir()) / "napari-dmcr-unsaved" / out.name
         written = write_volume(fallback, result.labels, voxel_size=voxel_size, parameters=sidecar)
+        reason = "made by another program during this run; it is kept" if isinstance(error, FileExistsError) else None
         print(
-            f"dmcr reconstruct: error: could not write {out} ({error.strerror or error}); "
+            f"dmcr reconstruct: error: could not write {out} ({reason or error.strerror or error}); "
             f"the result was saved to {written}"
         )
         return written, False
-
-
-@contextlib.contextmanager
-def _cancel_on_signals(cancel):
-    """Ctrl-C (SIGINT) or SIGTERM (what batch schedulers send) asks the engine to stop; it returns
-    its best state, which is written. A second Ctrl-C kills."""
-
-    def stop(signum, frame):
-        cancel.cancel()
-        if signum == signal.SIGINT:
-            signal.signal(signal.SIGINT, previous[signal.SIGINT])
-
-    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _step_text(step):

@@ -13,15 +13,17 @@ File format (``.npz``, read with ``allow_pickle=False``):
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 
 import numpy as np
+import torch
 
 from napari_dmcr import __version__
+from napari_dmcr.descriptors.descriptor_set import DescriptorSpec, descriptor_targets
 from napari_dmcr.descriptors.fields import indicator
-from napari_dmcr.descriptors.gram import GRAM_LAYERS, gram_matrices
-from napari_dmcr.descriptors.multigrid import pooled
-from napari_dmcr.descriptors.three_point import displacement_vectors, s3
+from napari_dmcr.descriptors.gram import GRAM_LAYERS
+from napari_dmcr.descriptors.three_point import displacement_vectors
 from napari_dmcr.descriptors.total_variation import total_variation
 from napari_dmcr.descriptors.two_point import s2_axis_profiles, s2_map, s2_radial, volume_fraction
 from napari_dmcr.errors import InputError
@@ -29,6 +31,7 @@ from napari_dmcr.io.atomic import atomic_path
 from napari_dmcr.labels import phase_labels
 
 FORMAT_VERSION = 2  # 2: Gram matrices of non-periodic images wrap around
+DEFAULT_MAX_LAG = 128  # S2 lags by default: the reach of cores up to 256 voxels wide
 
 
 def characterize(
@@ -50,13 +53,15 @@ def characterize(
     phases : list of int, optional
         Labels to characterize; all labels by default.
     s2_max_lag : int, optional
-        Largest S2 lag; defaults to a quarter of the smaller image side.
+        Largest S2 lag; defaults to a quarter of the smaller image side, at most
+        :data:`DEFAULT_MAX_LAG` (a CT slice's maps would otherwise fill tens of MB per phase).
     s3_limit_to : int
         S3 window size.
     s3_levels : int
         Multigrid levels of S3.
     gram : bool
-        Compute the VGG-19 Gram matrices (needs the weights, see :mod:`vgg19_weights`).
+        Compute the VGG-19 Gram matrices (needs the weights, see :mod:`vgg19_weights`); of an
+        image beyond 2^19 pixels, the mean over tiles (see :func:`descriptor_targets`).
     periodic : bool
         Treat the image as periodic. CT slices are not, so the default is False.
 
@@ -73,7 +78,7 @@ def characterize(
     if len(labels) < 2:
         raise InputError(f"the image has a single label {labels}; a microstructure needs 2+ phases")
     phases = labels if phases is None else [int(p) for p in phases]
-    s2_max_lag = max(1, min(image.shape) // 4) if s2_max_lag is None else int(s2_max_lag)
+    s2_max_lag = max(1, min(min(image.shape) // 4, DEFAULT_MAX_LAG)) if s2_max_lag is None else int(s2_max_lag)
     settings = {
         "s2_max_lag": s2_max_lag,
         "s3_limit_to": int(s3_limit_to),
@@ -93,20 +98,23 @@ def characterize(
             "s2_map": s2_map(field, s2_max_lag, periodic),
             "s2_axes": s2_axis_profiles(field, s2_max_lag, periodic),
             "s2_radial": s2_radial(field, s2_max_lag, periodic),
-            "s3": _s3_levels(field, s3_limit_to, s3_levels, periodic),
             "tv": float(total_variation(field, periodic)),
         }
+        # In strips and tiles: a CT slice thousands of pixels wide characterized in bounded memory.
+        specs = [DescriptorSpec("s3", limit_to=s3_limit_to, levels=s3_levels, periodic=periodic)]
+        specs += [DescriptorSpec("gram")] if gram else []
+        values = descriptor_targets(specs, torch.as_tensor(field)[None])
+        entry["s3"] = [_square(part) for part in values["s3"]]
         if gram:
-            entry["gram"] = dict(zip(GRAM_LAYERS, gram_matrices(field)))
+            entry["gram"] = {layer: _square(part) for layer, part in zip(GRAM_LAYERS, values["gram"])}
         results[phase] = entry
     return {"settings": settings, "phases": results}
 
 
-def _s3_levels(field, limit_to, levels, periodic):
-    import torch
-
-    stack = torch.as_tensor(field)[None]
-    return [s3(pooled(stack, level)[0].numpy(), limit_to, periodic) for level in range(levels)]
+def _square(part):
+    """A flattened square matrix as a float64 array of its shape."""
+    side = math.isqrt(part.numel())
+    return part.reshape(side, side).double().numpy()
 
 
 def save_descriptors(path, characterization):

@@ -38,6 +38,8 @@ from napari_dmcr.descriptors.two_point import s2_map, volume_fraction
 from napari_dmcr.errors import InputError
 
 NAMES = ("vf", "s2", "s3", "gram", "tv")
+STRIP_PIXELS = 2**19  # target images beyond this are characterized in strips (S3: 120 MB of copies)
+GRAM_TILE = 512  # side of the tiles of a large target's Gram matrices (a multiple of 16)
 DEFAULT_RANGE = {"s2": 16, "s3": 6}
 
 
@@ -117,8 +119,20 @@ class DescriptorSpec:
         return side * 2 ** (self.levels - 1)
 
 
-def descriptor_targets(specs, fields):
+def descriptor_targets(specs, fields, cancel=None):
     """Target values of each spec: its parts averaged over the slices of ``fields``.
+
+    Images of more than :data:`STRIP_PIXELS` pixels (a CT slice thousands of pixels wide) are
+    characterized in bounded memory: S3 strip by strip (the same mean over the same positions),
+    Gram matrices as the mean over tiles of :data:`GRAM_TILE` pixels (each wrapping around, as
+    the run's slices do).
+
+    Parameters
+    ----------
+    specs : sequence of DescriptorSpec
+    fields : torch.Tensor, shape (n, h, w)
+    cancel : CancelToken, optional
+        Checked between strips and tiles.
 
     Returns
     -------
@@ -126,7 +140,54 @@ def descriptor_targets(specs, fields):
         ``{name: [part (k,), ...]}``, detached.
     """
     with torch.no_grad():
-        return {spec.name: [p.mean(0) for p in spec.parts(fields)] for spec in specs}
+        return {spec.name: _mean_parts(spec, fields, cancel) for spec in specs}
+
+
+def _mean_parts(spec, fields, cancel):
+    values = []
+    for level in range(spec.levels):
+        field = pooled(fields, level)
+        if spec.name == "s3" and field[0].numel() > STRIP_PIXELS:
+            values.append(_s3_by_strips(field, spec.limit_to, spec.periodic, cancel))
+        elif spec.name == "gram" and field[0].numel() > STRIP_PIXELS:
+            values.extend(_gram_by_tiles(field, cancel))
+        else:
+            values.extend(part.flatten(1).mean(0) for part in spec._level_parts(field))
+    return values
+
+
+def _s3_by_strips(field, limit_to, periodic, cancel):
+    """S3 of a stack, flattened, from strips of rows that overlap by the window (exact)."""
+    if periodic:  # the wrapped margins make the periodic S3 that of a larger, non-periodic image
+        field = torch.nn.functional.pad(field[:, None], (limit_to - 1, limit_to - 1, 0, limit_to - 1), mode="circular")
+        field = field[:, 0]
+    n, h, w = field.shape
+    positions = h - limit_to + 1  # rows of window origins
+    rows = max(1, STRIP_PIXELS // w)
+    total = 0.0
+    for start in range(0, positions, rows):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        count = min(rows, positions - start)
+        strip = field[:, start : start + count + limit_to - 1]
+        total = total + s3(strip, limit_to, periodic=False).flatten(1).sum(0) * count
+    return total / (positions * n)
+
+
+def _gram_by_tiles(field, cancel):
+    """The five Gram matrices of a stack, flattened, as their means over square tiles."""
+    h, w = field.shape[-2:]
+    side = min(GRAM_TILE, h, w)
+    rows = sorted({*range(0, h - side + 1, side), h - side})
+    cols = sorted({*range(0, w - side + 1, side), w - side})
+    sums = None
+    for r in rows:
+        for c in cols:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            grams = [g.flatten(1).sum(0) for g in gram_matrices(field[:, r : r + side, c : c + side])]
+            sums = grams if sums is None else [a + b for a, b in zip(sums, grams)]
+    return [g / (len(rows) * len(cols) * field.shape[0]) for g in sums]
 
 
 def normalized_errors(specs, fields, targets):

@@ -173,8 +173,10 @@ def gram_matrices(field, padding="circular", network=None):
         raise InputError(f"padding must be 'circular' or 'zeros', got {padding!r}")
     if min(field.shape[-2:]) < MIN_SIZE:
         raise InputError(
-            f"Gram matrices need slices of at least {MIN_SIZE}x{MIN_SIZE} pixels, got "
-            f"{tuple(field.shape[-2:])}; use a larger slice or a descriptor preset without Gram"
+            f"Gram matrices need slices of at least {MIN_SIZE}x{MIN_SIZE} pixels, got {tuple(field.shape[-2:])}: "
+            "use a larger slice",
+            remedy="without_gram",
+            library_hint="or a descriptor preset without Gram",
         )
     network = vgg19_features(field.device, field.dtype) if network is None else network
     return [_Gram.apply(activation.flatten(2)) for activation in network(field, padding)]

@@ -13,9 +13,14 @@ import functools
 
 import numpy as np
 import torch
+from scipy.fft import next_fast_len
 
 from napari_dmcr.descriptors.fields import batched
 from napari_dmcr.errors import InputError
+
+# Radial S2 up to this lag averages by a dense matrix (a deterministic product on CUDA, 9 MB);
+# longer ranges sum bin by bin (the matrix of a 2048-pixel slice's lags would take 32 GiB).
+DENSE_RADIAL_LAG = 64
 
 
 @batched
@@ -66,7 +71,9 @@ def s2_map(field, max_lag, periodic=True):
     """
     h, w = field.shape[-2:]
     lag = check_max_lag((h, w), max_lag, periodic)
-    size = (h, w) if periodic else (h + lag, w + lag)
+    # Zero padding by at least the lag keeps lags from wrapping; a fast FFT length is 10x
+    # quicker than an awkward one for a CT slice (5016 = 2^3 3 11 19 against 5120 = 2^10 5).
+    size = (h, w) if periodic else (next_fast_len(h + lag, real=True), next_fast_len(w + lag, real=True))
     spectrum = torch.fft.rfft2(field, s=size)
     correlation = torch.fft.irfft2(spectrum * spectrum.conj(), s=size)
     # Lags -L..L sit at both ends of the circular correlation; rolling brings them together
@@ -99,19 +106,30 @@ def s2_radial(field, max_lag, periodic=True):
     """
     maps = s2_map(field, max_lag, periodic)
     lag = maps.shape[-1] // 2
-    averaging = _radial_averaging(lag).to(dtype=maps.dtype, device=maps.device)
-    return maps.flatten(-2) @ averaging
+    if lag <= DENSE_RADIAL_LAG:
+        averaging = _radial_averaging(lag).to(dtype=maps.dtype, device=maps.device)
+        return maps.flatten(-2) @ averaging
+    bins, counts = _radial_bins(lag)
+    sums = maps.new_zeros((*maps.shape[:-2], lag + 2)).index_add_(-1, bins.to(maps.device), maps.flatten(-2))
+    return sums[..., : lag + 1] / counts.to(dtype=maps.dtype, device=maps.device)
+
+
+@functools.lru_cache(maxsize=32)
+def _radial_bins(lag):
+    """The radial bin of each lag of a flattened (2L+1)^2 map (L+1 beyond L), and each bin's count."""
+    offsets = np.arange(-lag, lag + 1)
+    radius = np.minimum(np.rint(np.hypot(offsets[:, None], offsets[None, :])).astype(np.int64).ravel(), lag + 1)
+    return torch.as_tensor(radius), torch.as_tensor(np.bincount(radius, minlength=lag + 2)[: lag + 1])
 
 
 @functools.lru_cache(maxsize=32)
 def _radial_averaging(lag):
     """Matrix that averages a flattened (2L+1)^2 lag map into radial bins 0..L."""
-    offsets = np.arange(-lag, lag + 1)
-    radius = np.rint(np.hypot(offsets[:, None], offsets[None, :])).astype(int).ravel()
-    matrix = np.zeros((radius.size, lag + 1))
-    inside = radius <= lag
-    matrix[np.flatnonzero(inside), radius[inside]] = 1.0
-    return torch.as_tensor(matrix / matrix.sum(axis=0))
+    bins, counts = _radial_bins(lag)
+    inside = torch.nonzero(bins <= lag)[:, 0]
+    matrix = torch.zeros((bins.numel(), lag + 1), dtype=torch.float64)
+    matrix[inside, bins[inside]] = 1.0
+    return matrix / counts
 
 
 def _pair_counts(h, w, lag, periodic, dtype, device):

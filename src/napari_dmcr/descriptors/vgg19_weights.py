@@ -65,30 +65,30 @@ def load_vgg19_weights(path=None, download=True):
     if cached.exists():
         return _read_npz(cached)
     if not download:
-        raise InputError(_missing_message(cached))
+        raise _weights_error(_missing_message(cached))
     _download_to_cache(cached)
     return _read_npz(cached)
 
 
 def _read_npz(path):
     if not path.exists():
-        raise InputError(f"VGG-19 weight file {path} does not exist. {_how_to_supply()}")
+        raise _weights_error(f"VGG-19 weight file {path} does not exist. {_how_to_supply()}")
     try:
         with np.load(path, allow_pickle=False) as data:
             weights = {key: np.asarray(data[key]) for key in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise InputError(
+        raise _weights_error(
             f"cannot read VGG-19 weights from {path} (a damaged or partial file?): {error}; {_how_to_supply()}"
         ) from None
     missing = [f"{n}.{p}" for n in LAYER_NAMES for p in ("weight", "bias") if f"{n}.{p}" not in weights]
     if missing:
-        raise InputError(
+        raise _weights_error(
             f"{path} is not a normalized VGG-19 weight file: missing {', '.join(missing[:4])}"
             f"{' ...' if len(missing) > 4 else ''}. {_how_to_supply()}"
         )
     broken = [key for key, value in weights.items() if not np.isfinite(value).all()]
     if broken:
-        raise InputError(
+        raise _weights_error(
             f"{path}: NaN or infinite values in {', '.join(broken[:4])}; the file is damaged. {_how_to_supply()}"
         )
     weights.setdefault("mean_bgr", IMAGENET_MEAN_BGR)
@@ -104,7 +104,7 @@ def _download_to_cache(cached):
                 shutil.copyfileobj(response, out)
             state = torch.load(tmp, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, ValueError) as error:
-        raise InputError(f"{_missing_message(cached)} (download failed: {error})") from None
+        raise _weights_error(f"{_missing_message(cached)} (download failed: {error})") from None
     arrays = {key: value.numpy() for key, value in state.items() if key.split(".")[0] in LAYER_NAMES}
     arrays["mean_bgr"] = IMAGENET_MEAN_BGR
     with atomic_path(cached) as tmp:
@@ -120,6 +120,11 @@ def _how_to_supply():
     return (
         f"Pass --vgg19-weights FILE (command line) or load_vgg19_weights(path), set "
         f"{ENV_VARIABLE}=/path/to/vgg19_normalized.npz, or put the file at "
-        f"{cache_path()} (it is downloaded there on first use when the machine is online). "
-        "Without Gram matrices, use the 'cpu' descriptor preset."
+        f"{cache_path()} (it is downloaded there on first use when the machine is online)"
+    )
+
+
+def _weights_error(message):
+    return InputError(
+        message, remedy="without_gram", library_hint="without Gram matrices, use the 'cpu' descriptor preset"
     )

@@ -11,21 +11,56 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from napari_dmcr.checks import positive_integer, whole_number
-from napari_dmcr.ensembles.realization import check_realization, realize
+from napari_dmcr.ensembles.realization import check_realization, estimate_realization, realize
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import write_json
-from napari_dmcr.io.writers import file_sha256, read_sidecar, sidecar_path, write_volume
+from napari_dmcr.io.writers import file_sha256, make_output_folder, read_sidecar, sidecar_path, write_volume
 from napari_dmcr.progress import Cancelled
 from napari_dmcr.properties.summary import PER_AXIS, check_properties_settings
+from napari_dmcr.reconstruction.cost import _bytes_text, _seconds_text
 
 SUMMARY = "ensemble.json"
+SCHEDULER_TIMEOUT_S = 5  # a wrong or unreachable scheduler address fails within this
+_RECORD_BYTES = 8e3  # a realization's sidecar: its record, measures and properties
+_HOST_PORT_SCHEMES = ("tcp", "tls", "ws", "wss")
+
+
+@dataclass(frozen=True)
+class EnsembleEstimate:
+    """What an ensemble will roughly take, from the cost model, before it starts.
+
+    Attributes
+    ----------
+    realizations : int
+    seconds_each : float
+        Wall time of one realization on one worker.
+    workers : int or None
+        Workers of the local cluster; None on an existing scheduler (not known before it runs).
+    disk_bytes : float
+        The volumes and their sidecars.
+    """
+
+    realizations: int
+    seconds_each: float
+    workers: int | None
+    disk_bytes: float
+
+    def summary(self) -> str:
+        """One line, e.g. ``"≈ 2 s each, ≈ 3 h on 2 workers, ≈ 45 MB on disk"``."""
+        text = f"≈ {_seconds_text(self.seconds_each)} each"
+        if self.workers:
+            rounds = math.ceil(self.realizations / self.workers)
+            text += f", ≈ {_seconds_text(rounds * self.seconds_each)} on {self.workers} workers"
+        return f"{text}, ≈ {_bytes_text(self.disk_bytes)} on disk"
 
 
 def realization_name(slice_index, seed):
@@ -71,13 +106,67 @@ def finished_record(path, key):
     return record
 
 
+def check_scheduler_address(address):
+    """Refuse, before anything starts, an address that is not a Dask scheduler's (``tcp://HOST:PORT``)."""
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, location = parse_address(str(address), strict=False)
+        if scheme in _HOST_PORT_SCHEMES:
+            host, port = parse_host_port(location)
+            valid = bool(host) and 0 < port < 65536
+        else:
+            valid = scheme in backends and bool(location)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise InputError(
+            f"{address!r} is not a Dask scheduler address; give it as tcp://HOST:PORT (the scheduler "
+            "prints it, e.g. tcp://10.0.0.5:8786), or leave the scheduler out for a local cluster"
+        )
+
+
 def _client(scheduler, workers):
     from dask.distributed import Client, LocalCluster
 
+    from napari_dmcr.ensembles.interrupts import IgnoreInterrupt
+
     if scheduler:
-        return Client(scheduler, timeout="20s"), None
+        try:
+            return Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s"), None
+        except (OSError, TimeoutError) as error:
+            raise InputError(
+                f"cannot reach the Dask scheduler at {scheduler} ({error}); check that it runs and the "
+                "address, or leave the scheduler out for a local cluster"
+            ) from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster), cluster
+    client = Client(cluster)
+    client.register_plugin(IgnoreInterrupt())
+    return client, cluster
+
+
+def _close(client, cluster, cancelled):
+    """Close the client and the local cluster; after a cancel, its workers stop logging first: each
+    task they drop would warn."""
+    if cancelled and cluster is not None:
+        client.run(_quiet_logging, on_error="ignore")
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _quiet_logging():
+    """Run on each worker before it is closed."""
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _local_workers(workers, realizations):
+    """Workers of a local cluster: as asked, else one per core, at most one per realization."""
+    return workers or max(1, min(realizations, os.cpu_count() or 1))
 
 
 def run_ensemble(
@@ -124,8 +213,9 @@ def run_ensemble(
         Called with ``(name, record, written)`` as each realization is written (``written``
         True) or found finished by an earlier run (False).
     on_start : callable, optional
-        Called with the number of realizations once every setting has passed its checks, before
-        anything is read back or computed.
+        Called with the number of realizations and their :class:`EnsembleEstimate` once every
+        setting has passed its checks and the folder ``out`` is made, before anything is read
+        back or computed.
     cancel : CancelToken, optional
         Checked while the tasks run: the pending ones are cancelled (the finished ones stay
         written) and :class:`~napari_dmcr.progress.Cancelled` is raised.
@@ -141,22 +231,25 @@ def run_ensemble(
     seed = whole_number("seed", seed, 0)
     workers = None if workers is None else positive_integer("workers", workers)
     options = dict(options or {})
-    phase = None
-    for target in targets:
-        phase = check_realization(target, shape, method, options)
+    if scheduler:
+        check_scheduler_address(scheduler)
+    if not targets:
+        raise InputError("an ensemble needs at least one target slice")
+    settings = [check_realization(target, shape, method, options) for target in targets]
     if properties is not None:
         check_properties_settings(properties)
-    out = Path(out)
+    out = make_output_folder(out)
     key = ensemble_key(targets, shape, method, options, properties)
     jobs = {realization_name(i, s): (i, s) for i in range(len(targets)) for s in range(seed, seed + realizations)}
     if on_start is not None:
-        on_start(len(jobs))
+        on_start(
+            len(jobs), _estimate(settings, method, len(jobs), None if scheduler else _local_workers(workers, len(jobs)))
+        )
     records = {name: record for name in jobs if (record := finished_record(out / f"{name}.npy", key)) is not None}
     skipped = list(records)
     for name in skipped:
         if on_result is not None:
             on_result(name, records[name], False)
-    out.mkdir(parents=True, exist_ok=True)
     pending = [name for name in jobs if name not in records]
     failed = {}
     start = time.perf_counter()
@@ -164,15 +257,13 @@ def run_ensemble(
         own = client is None
         cluster = None
         if own:
-            client, cluster = _client(scheduler, workers or max(1, min(len(pending), os.cpu_count() or 1)))
+            client, cluster = _client(scheduler, _local_workers(workers, len(pending)))
         try:
             tasks = _submit(client, jobs, pending, targets, shape, method, options, properties)
             failed = _collect(client, tasks, jobs, key, out, records, on_result, cancel)
         finally:
             if own:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+                _close(client, cluster, cancelled=cancel is not None and cancel.cancelled)
     summary = summarize(records)
     summary.update(
         skipped=skipped,
@@ -181,7 +272,7 @@ def run_ensemble(
         settings={
             "shape": list(shape),
             "method": method,
-            "phase": phase,
+            "phase": settings[-1].phase,
             "realizations": realizations,
             "first_seed": seed,
             "slices": len(targets),
@@ -198,6 +289,19 @@ def run_ensemble(
             f"in {out} and {SUMMARY} lists the failures; a rerun makes only the missing ones"
         )
     return summary
+
+
+def _estimate(settings, method, realizations, workers):
+    """The :class:`EnsembleEstimate` of ``realizations`` runs with these settings (one per slice);
+    ``workers`` None for an existing scheduler's."""
+    seconds_each = max(estimate_realization(checked, method).seconds for checked in settings)
+    volume_bytes = math.prod(settings[0].shape) + 128  # uint8 labels and the .npy header
+    return EnsembleEstimate(
+        realizations=realizations,
+        seconds_each=seconds_each,
+        workers=workers,
+        disk_bytes=realizations * (volume_bytes + _RECORD_BYTES),
+    )
 
 
 def _submit(client, jobs, pending, targets, shape, method, options, properties):

@@ -8,8 +8,8 @@ readers
 writers
     ``write_volume`` / ``read_volume`` (.npy, ImageJ .tif, VTK .vti) with the sidecar JSON of the
     run's parameters (``vol.npy`` -> ``vol.npy.json``, with the file's SHA-256),
-    ``check_output_path`` / ``check_volume_output`` (before any work), ``read_voxel_size``,
-    ``read_sidecar``.
+    ``check_output_path`` / ``check_volume_output`` / ``make_output_folder`` (before any work),
+    ``read_voxel_size``, ``read_sidecar``.
 flac3d
     ``write_f3grid`` (ASCII FLAC3D grid: B8 zones, one zone group per phase, boundary face
     groups, coarsening, cylindrical specimen).
@@ -17,5 +17,6 @@ f3dat
     ``write_f3dat`` (FLAC3D triaxial-test template beside a grid).
 atomic
     ``atomic_path`` / ``write_json`` / ``json_ready``: every file is written to a temporary name,
-    then renamed.
+    then renamed (or linked, where an existing file must not be replaced); ``output_lock``: one
+    run at a time per output.
 """

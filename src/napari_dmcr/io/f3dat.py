@@ -11,6 +11,18 @@ from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import atomic_path
 
 
+def check_confining_pressures(pressures_mpa):
+    """The confining pressures of :func:`write_f3dat` as floats, checked (before any file is
+    written): at least one, each a finite number >= 0 in MPa."""
+    try:
+        pressures = [float(p) for p in pressures_mpa]
+    except (TypeError, ValueError):
+        pressures = [math.nan]
+    if not pressures or any(not (p >= 0 and math.isfinite(p)) for p in pressures):
+        raise InputError(f"confining pressures must be non-negative numbers in MPa, got {pressures_mpa!r}")
+    return pressures
+
+
 def write_f3dat(
     path,
     grid_path,
@@ -58,9 +70,7 @@ def write_f3dat(
     group_names = [str(name) for name in group_names]
     if not group_names:
         raise InputError("write_f3dat needs at least one zone group name")
-    pressures = [float(p) for p in confining_pressures_mpa]
-    if not pressures or any(not (p >= 0 and math.isfinite(p)) for p in pressures):
-        raise InputError(f"confining pressures must be non-negative numbers in MPa, got {confining_pressures_mpa!r}")
+    pressures = check_confining_pressures(confining_pressures_mpa)
     platen_velocity = positive_number("platen velocity", platen_velocity)
     axial_strain = positive_number("axial strain", axial_strain)
     history_interval = positive_integer("history interval", history_interval)

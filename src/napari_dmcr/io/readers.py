@@ -202,8 +202,8 @@ def _labels_from_values(array, what, threshold, max_labels, steps):
         return array.astype(np.uint8)
     if array.dtype.kind not in "iuf":
         return array  # validate_labels says what is wrong
-    if array.dtype.kind == "f" and np.isnan(array).any():
-        raise InputError(f"{what}: the image contains NaN values; fill or mask them first")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InputError(f"{what}: the image contains NaN or infinite values; fill or mask them first")
     if threshold is not None and not isinstance(threshold, str):
         return threshold_labels(array, float(threshold), steps)
     values = np.unique(array)
@@ -211,8 +211,9 @@ def _labels_from_values(array, what, threshold, max_labels, steps):
     if grey:
         if threshold is None:
             raise InputError(
-                f"{what}: {values.size} distinct values: this is a grey image, not a label image; "
-                "segment it first, or read it with threshold='otsu' or a threshold value"
+                f"{what}: {values.size} distinct values: this is a grey image, not a label image; segment it first",
+                remedy="threshold",
+                library_hint="or read it with threshold='otsu' or a threshold value",
             )
         labels = threshold_labels(array, threshold, steps)
         if labels.min() == labels.max():
@@ -230,6 +231,10 @@ def _read_npy(path):
         return np.load(path, allow_pickle=False)
     except ValueError as error:
         raise InputError(f"{path.name}: not a plain numeric .npy array ({error})") from None
+    except EOFError:  # what np.load raises on a 0-byte file
+        raise InputError(f"{path.name}: the file is empty or truncated; write it again") from None
+    except OSError as error:
+        raise InputError(f"{path.name}: cannot read this file ({error.strerror or error})") from None
 
 
 def _read_tiff(path, max_labels):

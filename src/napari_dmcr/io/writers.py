@@ -62,18 +62,40 @@ def check_output_path(path, *, overwrite=True, what="output"):
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name such as {path / ('core' + (path.suffix or '.npy'))}")
-    existing = path.parent.absolute()
-    while not existing.exists():  # missing folders are created when the file is written
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"{path}: {existing} is a file, not a folder; choose another {what}")
-    if not os.access(existing, os.W_OK):
-        raise InputError(f"{path}: the folder {existing} cannot be written; choose another {what}")
+    _check_writable_folder(path.parent, path, what)
     if not overwrite:
         for taken in (path, sidecar_path(path)):
             if taken.exists():
                 raise InputError(f"{taken} exists; choose another {what}, or pass --overwrite to replace it")
     return path
+
+
+def make_output_folder(path, *, what="output folder"):
+    """Make the folder ``path`` (and its parents) before any work, or say why it cannot be:
+    a file of that name, a parent that is a file, a folder that cannot be written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path}: is a file; give a folder (it is made if missing), or move the file away")
+    _check_writable_folder(path, path, what)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"{path}: cannot make this folder ({error.strerror or error}); choose another {what}"
+        ) from None
+    return path
+
+
+def _check_writable_folder(folder, path, what):
+    """The nearest existing folder of ``folder`` (missing ones are made when a file is written)
+    must be a folder that can be written; errors name ``path``."""
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{path}: {existing} is a file, not a folder; choose another {what}")
+    if not os.access(existing, os.W_OK):
+        raise InputError(f"{path}: the folder {existing} cannot be written; choose another {what}")
 
 
 def check_volume_output(path, voxel_size=1.0, *, overwrite=True):
@@ -99,7 +121,7 @@ def check_volume_output(path, voxel_size=1.0, *, overwrite=True):
     return path, fmt, positive_number("voxel size", voxel_size)
 
 
-def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
+def write_volume(path, labels, *, voxel_size=1.0, parameters=None, overwrite=True):
     """Write a labeled volume; the format follows the suffix of ``path``.
 
     Parameters
@@ -114,6 +136,10 @@ def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
     parameters : dict, optional
         The run's parameters. When given, the sidecar :func:`sidecar_path` is written beside the
         volume with these parameters plus ``voxel_size``, ``format`` and ``sha256`` (of the file).
+    overwrite : bool, optional
+        Replace an existing volume and sidecar. When False, they are written only if their names
+        are still free when written (not only when checked before a run): a volume or sidecar
+        that appeared meanwhile is kept and :class:`FileExistsError` is raised.
 
     Returns
     -------
@@ -124,19 +150,29 @@ def write_volume(path, labels, *, voxel_size=1.0, parameters=None):
     labels = check_labels(labels)
     # The volume and its sidecar are written to temporary files and renamed together: a failure
     # leaves the previous pair (or nothing) in place, never a volume with another run's record.
-    with atomic_path(path) as tmp:
-        if fmt == "npy":
-            with open(tmp, "wb") as handle:
-                np.save(handle, labels, allow_pickle=False)
-        elif fmt == "tif":
-            _write_tiff(tmp, labels, voxel_size)
-        else:
-            write_vti(tmp, labels, voxel_size=voxel_size)
-        if parameters is not None:
-            write_json(
-                sidecar_path(path), {**parameters, "voxel_size": voxel_size, "format": fmt, "sha256": file_sha256(tmp)}
-            )
+    sidecar_written = False
+    try:
+        with atomic_path(path, overwrite=overwrite) as tmp:
+            _write_format(tmp, fmt, labels, voxel_size)
+            if parameters is not None:
+                record = {**parameters, "voxel_size": voxel_size, "format": fmt, "sha256": file_sha256(tmp)}
+                write_json(sidecar_path(path), record, overwrite=overwrite)
+                sidecar_written = True
+    except FileExistsError:
+        if sidecar_written:  # the volume's name was taken after the sidecar's: no record of ours beside it
+            sidecar_path(path).unlink()
+        raise
     return path
+
+
+def _write_format(path, fmt, labels, voxel_size):
+    if fmt == "npy":
+        with open(path, "wb") as handle:
+            np.save(handle, labels, allow_pickle=False)
+    elif fmt == "tif":
+        _write_tiff(path, labels, voxel_size)
+    else:
+        write_vti(path, labels, voxel_size=voxel_size)
 
 
 def read_volume(path):
@@ -159,7 +195,7 @@ def read_volume(path):
         import tifffile
 
         volume = tifffile.imread(path)
-    except (ValueError, OSError) as error:  # tifffile.TiffFileError is a ValueError
+    except (ValueError, OSError, EOFError) as error:  # tifffile.TiffFileError is a ValueError
         raise InputError(f"{path.name}: cannot read this {fmt} volume ({error})") from None
     if volume.size == 0:
         raise InputError(f"{path.name}: the TIFF file holds no image")

@@ -68,8 +68,9 @@ def update_box(array, box, values, ufunc):
         ufunc.at(array, tuple(np.broadcast_arrays(*box)), values)
 
 
-def fit_sphere_radii(images, grain, periodic=False):
-    """Radii and intensities (per voxel) of a Boolean model whose grains are label ``grain``.
+def fit_sphere_radii(images, grain, periodic=False, longest=None):
+    """Radii and intensities (per voxel) of a Boolean model whose grains are label ``grain``,
+    fitted to S2 at lags up to ``longest`` (see :func:`~.level_cut.target_s2`).
 
     Returns
     -------
@@ -78,7 +79,7 @@ def fit_sphere_radii(images, grain, periodic=False):
     rms : float
         RMS difference between the model's S2 of the rest and the images'.
     """
-    s2 = target_s2([image != grain for image in images], True, periodic)
+    s2 = target_s2([image != grain for image in images], True, periodic, longest)
     max_lag = s2.size - 1
     lags = np.arange(max_lag + 1.0)
     ladder = np.geomspace(MIN_RADIUS, max(MIN_RADIUS, max_lag / 2), RADII)
@@ -114,7 +115,7 @@ def boolean_spheres(images, grain, shape, seed=0, *, periodic=False):
     numpy.ndarray of bool
         True on ``round(fraction * size)`` voxels, the fraction of ``grain`` in the images.
     """
-    radii, intensities, _ = fit_sphere_radii(images, grain, periodic)
+    radii, intensities, _ = fit_sphere_radii(images, grain, periodic, longest=max(shape))
     rng = np.random.default_rng(int(seed))
     sides = np.array(shape)
     depth = np.full(shape, -np.inf)

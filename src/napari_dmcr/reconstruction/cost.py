@@ -31,6 +31,11 @@ _OPTIMIZER_BYTES_PER_VOXEL = 4 * (2 * 20 + 12)
 _FIELD_BYTES_PER_VOXEL = 4 * 4
 # Current and best lattice, site lists (int64) and the float32 preview.
 _ANNEALING_BYTES_PER_VOXEL = 2 + 8 + 4
+# Reading and characterizing the target images (labels, indicator and pooled fields, the FFTs of
+# the start's S2 fit), per pixel; the strip-wise S3 adds copies of up to STRIP_PIXELS positions
+# (benchmarks/results/reconstruct.json: 1024^2 to 5000^2 slices).
+_TARGET_BYTES_PER_PIXEL = 64
+_STRIP_BYTES_PER_VECTOR = 4 * 3
 
 
 def estimate_bytes_per_slice(specs, slice_shape):
@@ -105,7 +110,18 @@ def available_bytes(device: str) -> float:
     return float(psutil.virtual_memory().available)
 
 
-def estimate_run(shape, specs, *, method, device, iterations, levels=None, chunk_size=None, max_lag=None):
+def target_bytes(specs, target_pixels):
+    """Peak memory of reading and characterizing target images of ``target_pixels`` pixels."""
+    from napari_dmcr.descriptors.descriptor_set import STRIP_PIXELS
+
+    vectors = max((s.limit_to**2 + (s.limit_to - 1) ** 2 for s in specs if s.name == "s3"), default=0)
+    strips = _STRIP_BYTES_PER_VECTOR * vectors * min(target_pixels, STRIP_PIXELS)
+    return _TARGET_BYTES_PER_PIXEL * target_pixels + strips
+
+
+def estimate_run(
+    shape, specs, *, method, device, iterations, levels=None, chunk_size=None, max_lag=None, target_pixels=0
+):
     """Estimate memory and time of a run.
 
     Parameters
@@ -126,12 +142,14 @@ def estimate_run(shape, specs, *, method, device, iterations, levels=None, chunk
         Slices per chunk; the engine's default when None.
     max_lag : int, optional
         S2 range of Yeong-Torquato; half the smallest side when None.
+    target_pixels : int
+        Pixels of the distinct target images, characterized before the run (in host memory).
     """
     voxels = math.prod(shape)
     if method == "yeong-torquato":
         lag = max_lag or min(shape) // 2
         return RunEstimate(
-            memory_bytes=_ANNEALING_BYTES_PER_VOXEL * voxels,
+            memory_bytes=_ANNEALING_BYTES_PER_VOXEL * voxels + _TARGET_BYTES_PER_PIXEL * target_pixels,
             seconds=iterations * voxels * lag / _SWAP_LAG_RATE,
             available_bytes=available_bytes("cpu"),
         )
@@ -146,24 +164,43 @@ def estimate_run(shape, specs, *, method, device, iterations, levels=None, chunk
     cost_per_iteration = 3 * max(shape) * per_slice * level_factor
     rate = _SECONDS_PER_COST_BYTE["cuda" if device.startswith("cuda") else "cpu"]
     return RunEstimate(
-        memory_bytes=device_bytes,
+        memory_bytes=device_bytes + target_bytes(specs, target_pixels),
         seconds=iterations * cost_per_iteration * rate,
         available_bytes=available_bytes(device),
     )
 
 
-def check_memory(shape, specs=(), *, method="differentiable", device="cpu", chunk_size=None, max_lag=None):
+def check_memory(
+    shape, specs=(), *, method="differentiable", device="cpu", chunk_size=None, max_lag=None, target_pixels=0
+):
     """Refuse a run whose estimated peak memory exceeds what the device has free.
 
-    Raises :class:`InputError` with the estimate and the largest cube side that fits; computes
-    nothing the size of the volume, so a huge shape is refused at once.
+    Raises :class:`InputError` with the estimate and the largest cube side that fits (or, when
+    the target images alone do not fit, how much smaller they must be); computes nothing the
+    size of the volume or the images, so a huge shape is refused at once. Returns the
+    :class:`RunEstimate` of a run that fits (its time for one iteration).
     """
     estimate = estimate_run(
-        shape, specs, method=method, device=device, iterations=1, chunk_size=chunk_size, max_lag=max_lag
+        shape,
+        specs,
+        method=method,
+        device=device,
+        iterations=1,
+        chunk_size=chunk_size,
+        max_lag=max_lag,
+        target_pixels=target_pixels,
     )
     if estimate.fits:
         return estimate
-    side = largest_fitting_side(max(shape), specs, method=method, device=device, iterations=1)
+    images = estimate_run((4, 4, 4), specs, method=method, device="cpu", iterations=1, target_pixels=target_pixels)
+    if not images.fits:
+        raise InputError(
+            f"the target images ({target_pixels / 1e6:.0f} Mpixels) need about {_bytes_text(images.memory_bytes)} "
+            f"to characterize and the machine has {_bytes_text(images.available_bytes)} free; crop or downsample them"
+        )
+    side = largest_fitting_side(
+        max(shape), specs, method=method, device=device, iterations=1, target_pixels=target_pixels
+    )
     raise InputError(
         f"a {'x'.join(map(str, shape))} run needs about {_bytes_text(estimate.memory_bytes)} and {device} has "
         f"{_bytes_text(estimate.available_bytes)} free; try a size of at most {side} per side"
@@ -171,16 +208,29 @@ def check_memory(shape, specs=(), *, method="differentiable", device="cpu", chun
     )
 
 
-def largest_fitting_side(side, specs, *, method, device, iterations, step=16, max_seconds=None):
+def largest_fitting_side(side, specs, *, method, device, iterations, step=16, max_seconds=None, target_pixels=0):
     """The largest cube side up to ``side`` (then multiples of ``step``) whose run fits the
-    device's free memory and, with ``max_seconds``, is estimated to end within it."""
-    candidate = side
-    while candidate > step:
-        estimate = estimate_run((candidate,) * 3, specs, method=method, device=device, iterations=iterations)
-        if estimate.fits and (max_seconds is None or estimate.seconds <= max_seconds):
-            return candidate
-        candidate = (candidate - 1) // step * step
-    return max(min(side, step), 4)
+    device's free memory and, with ``max_seconds``, is estimated to end within it.
+
+    Memory and time grow with the side, so the multiples of ``step`` are bisected: a side of
+    10^9 takes some 30 estimates, not 10^8.
+    """
+
+    def fits(candidate):
+        estimate = estimate_run(
+            (candidate,) * 3, specs, method=method, device=device, iterations=iterations, target_pixels=target_pixels
+        )
+        return estimate.fits and (max_seconds is None or estimate.seconds <= max_seconds)
+
+    if side <= step:
+        return max(side, 4)
+    if fits(side):
+        return side
+    low, high = 1, (side - 1) // step  # in multiples of step; one step is the floor, fitting or not
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle * step) else (low, middle - 1)
+    return low * step
 
 
 def _bytes_text(size):

@@ -21,14 +21,15 @@ from __future__ import annotations
 import functools
 import math
 import time
+import warnings
 
 import numpy as np
 import torch
 
 from napari_dmcr.errors import DeviceMemoryError
-from napari_dmcr.progress import Cancelled, CancelToken, Throttle, drain
+from napari_dmcr.progress import Cancelled, CancelToken, RunSteps, Throttle, drain
 from napari_dmcr.reconstruction.allocator import reuse_freed_memory
-from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice
+from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice, estimate_run
 from napari_dmcr.reconstruction.loss import level_loss, shape_at_level
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb, run_lbfgsb_torch
 from napari_dmcr.reconstruction.phases import Phases
@@ -37,6 +38,8 @@ from napari_dmcr.reconstruction.result import ReconstructionResult, keep_the_net
 from napari_dmcr.reconstruction.schedule import planned_iterations, stages
 from napari_dmcr.reconstruction.settings import check_settings
 from napari_dmcr.reconstruction.starts import AUTO_MODELS, fitted_start
+
+IMPLAUSIBLE_RESIDUAL = 1.0  # a core whose descriptors are this far off is not the target's material
 
 
 def reconstruct(target, shape, *, cancel=None, **options):
@@ -123,9 +126,10 @@ def reconstruct(target, shape, *, cancel=None, **options):
 
     Returns
     -------
-    generator
+    RunSteps
         Yields :class:`~napari_dmcr.progress.ProgressStep` and returns (as the value of its
         ``StopIteration``) a :class:`ReconstructionResult`; :func:`run_reconstruction` drains it.
+        Its ``estimate`` is the cost model's memory and time, known before the run starts.
 
     Raises
     ------
@@ -134,13 +138,31 @@ def reconstruct(target, shape, *, cancel=None, **options):
     """
     # The options and their defaults live in check_settings (one home); bad ones fail here.
     settings = check_settings(target, shape, **options)
+    labels = settings.target.labels
+    if len(labels) > 2:
+        warnings.warn(
+            f"the target has {len(labels)} phases (labels {', '.join(map(str, labels))}): each is optimized, from "
+            "a random start, which takes far longer than two phases; if the material has two, segment it to two "
+            "labels first",
+            stacklevel=2,
+        )
     cancel = cancel or CancelToken()
     slice_shape = settings.shape if len(settings.shape) == 2 else tuple(sorted(settings.shape)[1:])
     chunk_size = settings.chunk_size or default_chunk_size(settings.specs, slice_shape, settings.memory_budget_gb)
-    check_memory(settings.shape, settings.specs, device=settings.device, chunk_size=chunk_size)
+    sizes = {"chunk_size": chunk_size, "target_pixels": settings.target.pixels}
+    check_memory(settings.shape, settings.specs, device=settings.device, **sizes)
+    estimate = estimate_run(
+        settings.shape,
+        settings.specs,
+        method="differentiable",
+        device=settings.device,
+        iterations=settings.max_iter,
+        levels=settings.levels,
+        **sizes,
+    )
     if settings.device == "cpu":
         reuse_freed_memory()
-    return relay(lambda emit: _deterministic(_run, settings, chunk_size, cancel, emit), cancel)
+    return RunSteps(relay(lambda emit: _deterministic(_run, settings, chunk_size, cancel, emit), cancel), estimate)
 
 
 def _deterministic(run, settings, *arguments):
@@ -180,7 +202,7 @@ class _Record:
             self.emit(progress_step(iteration, self.total, stage, loss, errors, self.start, preview(), self.shape))
 
 
-def _start_variable(settings, phases, level_shape, restart, parameters, record):
+def _start_variable(settings, phases, level_shape, restart, parameters, record, cancel):
     """The variable of a restart's first level: the given state, a fitted model or noise."""
     record.last_cut = None
     if settings.initial is not None:
@@ -194,6 +216,7 @@ def _start_variable(settings, phases, level_shape, restart, parameters, record):
             settings.seed + restart,
             models=models,
             periodic=settings.target_periodic,
+            cancel=cancel,
         )
         parameters.setdefault("start_model", choice)  # the first start's
         if record.start_cut is None:
@@ -251,6 +274,9 @@ def _run(settings, chunk_size, cancel, emit):
     record = _Record(settings, emit, planned_iterations(*plan) * (settings.restarts + 1))
     best, cancelled, variable, fields = (np.inf, None), False, None, None
     try:
+        # The target's full-size descriptors first (into its cache): a cancel while a large slice
+        # is characterized leaves no state to score, and the final score reuses them.
+        level_loss(settings, phases, 0, chunk_size, cancel)
         for restart in range(settings.restarts + 1):
             variable = None
             for run, (level, sharpening, iterations) in enumerate(runs):
@@ -261,7 +287,7 @@ def _run(settings, chunk_size, cancel, emit):
                 )
                 if not sharpening:
                     variable = (
-                        _start_variable(settings, phases, level_shape, restart, parameters, record)
+                        _start_variable(settings, phases, level_shape, restart, parameters, record, cancel)
                         if variable is None
                         else phases.next_level_start(variable, level_shape)
                     )
@@ -365,6 +391,11 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
         lambda: phases.preview(final_fields),
         force=True,
     )
+    if residual > IMPLAUSIBLE_RESIDUAL and not cancelled:
+        record.notes.append(
+            f"warning: residual {residual:.3g}: the core's descriptors are more than 100 % off the target's; check "
+            "that the target is a segmentation with the phases you expect, or give the run more iterations"
+        )
     fractions = {
         str(label): {"target": float(f), "result": float((labels == label).mean())}
         for label, f in zip(phases.labels, settings.target.fractions())

@@ -28,6 +28,8 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 from scipy import optimize, special
@@ -38,6 +40,8 @@ from napari_dmcr.reconstruction.field_maps import periodic_gaussian
 WIDTHS = np.geomspace(1.5, 32.0, 30)  # filter widths of the correlation mixture, in voxels (narrower ones
 # fit the pixel steps of the target's interfaces and come out as specks: fidelity3d.json notes)
 MIN_WEIGHT = 1e-3  # mixture weights below this are dropped
+S2_CACHE_SIZE = 8
+_S2_CACHE = {}
 
 
 def gaussian_correlation(s2, fraction):
@@ -79,11 +83,29 @@ def correlation_mixture(rho):
     return WIDTHS[keep], weights[keep] / weights[keep].sum()
 
 
-def target_s2(images, phase, periodic=False):
-    """Radial S2 of ``phase`` averaged over the target images, up to half the smallest side."""
+def target_s2(images, phase, periodic=False, longest=None):
+    """Radial S2 of ``phase`` averaged over the target images, up to half the smallest side, and
+    at most to ``longest`` (a start's largest side: longer correlations cannot show in it, and a
+    CT slice thousands of pixels wide would make every lag's FFT that much larger).
+
+    The last few results are kept by the images' contents: every candidate start fits the same
+    target's S2 (seconds each for a 5000-pixel slice).
+    """
     max_lag = (min(min(image.shape) for image in images) - 1) // 2  # periodic lags stay below half
-    profiles = [s2_radial(torch.as_tensor(image == phase, dtype=torch.float64), max_lag, periodic) for image in images]
-    return torch.stack(profiles).mean(0).numpy()
+    max_lag = max_lag if longest is None else min(max_lag, int(longest))
+    key = (tuple(_digest(np.asarray(image) == phase) for image in images), bool(periodic))
+    if key not in _S2_CACHE or _S2_CACHE[key].size <= max_lag:  # a longer profile holds the shorter one
+        fields = [torch.as_tensor(np.asarray(image) == phase, dtype=torch.float64) for image in images]
+        _S2_CACHE.pop(key, None)
+        _S2_CACHE[key] = torch.stack([s2_radial(field, max_lag, periodic) for field in fields]).mean(0).numpy()
+        while len(_S2_CACHE) > S2_CACHE_SIZE:
+            _S2_CACHE.pop(next(iter(_S2_CACHE)))  # the oldest
+    return _S2_CACHE[key][: max_lag + 1].copy()
+
+
+def _digest(mask):
+    """A boolean image by its shape and a hash of its bits."""
+    return mask.shape, hashlib.blake2b(np.packbits(mask)).hexdigest()
 
 
 def gaussian_level_cut(images, phase, shape, seed=0, *, periodic=False):
@@ -107,7 +129,7 @@ def gaussian_level_cut(images, phase, shape, seed=0, *, periodic=False):
     numpy.ndarray of bool
         True on ``round(fraction * size)`` voxels, the lowest values of the field.
     """
-    s2 = target_s2(images, phase, periodic)
+    s2 = target_s2(images, phase, periodic, longest=max(shape))
     fraction = float(s2[0])
     widths, weights = correlation_mixture(gaussian_correlation(s2, fraction))
     generator = torch.Generator().manual_seed(int(seed))

@@ -82,6 +82,9 @@ class SliceLoss:
     isotropic : IsotropicS2, optional
         A 3D term added to the loss with its own weight
         (:mod:`napari_dmcr.reconstruction.isotropy`), reported as ``s2_3d``.
+    cache : dict, optional
+        Keeps the target descriptors of each target tensor (by identity: the tensors must stay
+        alive, as in :attr:`Target.cache`), for the next loss on the same targets.
     """
 
     def __init__(
@@ -95,6 +98,7 @@ class SliceLoss:
         cancel=None,
         match="volume",
         isotropic=None,
+        cache=None,
     ):
         self.shape = tuple(shape)
         self.match = match
@@ -104,14 +108,20 @@ class SliceLoss:
         self.cancel = cancel or CancelToken()
         self.notes = []
         self.directions = []
+        computed = {} if cache is None else cache
         for axis, phase_fields in enumerate(target_fields):
             slice_shape = self._slice_shape(axis)
             fitted, notes = fit_specs(specs, slice_shape)
             self.notes.extend(notes)
             target_specs = tuple(replace(s, periodic=target_periodic) for s in fitted)
-            targets = [
-                descriptor_targets(target_specs, f[None]) if isinstance(f, torch.Tensor) else f for f in phase_fields
-            ]
+            targets = []
+            for f in phase_fields:
+                if isinstance(f, torch.Tensor):
+                    key = ("descriptors", id(f), target_specs)  # f lives on in the cache of its pooled image
+                    if key not in computed:
+                        computed[key] = descriptor_targets(target_specs, f[None], self.cancel)
+                    f = computed[key]
+                targets.append(f)
             self.directions.append((fitted, targets))
         self.total_weight = sum(
             w * sum(s.weight for s in fitted) * len(targets)
@@ -272,12 +282,13 @@ def pooled_target_fields(target, phases, level, dtype, device):
         per_phase = [target.file_descriptors(phase, dtype, device) for phase in phases]
         return [per_phase] * len(target.images)
     fields = []
-    for image in target.images:
-        per_phase = []
-        for phase in phases:
-            indicator = torch.as_tensor(image == phase, dtype=dtype, device=device)
-            per_phase.append(pooled(indicator[None], level)[0])
-        fields.append(per_phase)
+    for image in target.images:  # an isotropic target's one image is pooled once, in the target's cache
+        key = ("pooled", id(image), tuple(phases), level, dtype, str(device))
+        if key not in target.cache:
+            target.cache[key] = [
+                pooled(torch.as_tensor(image == phase, dtype=dtype, device=device)[None], level)[0] for phase in phases
+            ]
+        fields.append(target.cache[key])
     return fields
 
 
@@ -310,6 +321,7 @@ def level_loss(settings, phases, level, chunk_size, cancel=None):
         cancel,
         settings.match,
         isotropic,
+        target.cache,
     )
     loss.notes += [note] if note else []
     return loss

@@ -108,9 +108,9 @@ def packed_spheres(images, grain, shape, seed=0, *, periodic=False):
     numpy.ndarray of bool
         True on ``round(fraction * size)`` voxels, the fraction of ``grain`` in the images.
     """
-    radii, intensities, _ = fit_sphere_radii(images, grain, periodic)
+    radii, intensities, _ = fit_sphere_radii(images, grain, periodic, longest=max(shape))
     fraction = float(np.mean([np.mean(image == grain) for image in images]))
-    target = target_s2([image == grain for image in images], True, periodic)
+    target = target_s2([image == grain for image in images], True, periodic, longest=max(shape))
     side = min(JUDGED_SIDE, *(min(image.shape) for image in images))
 
     def s2_error(scale):

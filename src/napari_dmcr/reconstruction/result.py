@@ -41,6 +41,9 @@ class ReconstructionResult:
         ``total_s`` (the whole run: also the losses' set-up, fitted starts, the final labels).
     cancelled : bool
         True when the run was stopped before it finished.
+    notes : list of str
+        What the run adapted or noticed (descriptors skipped on small slices, a start kept), and
+        warnings (``"warning: ..."``: a residual above 1, a core that is not the target's material).
     """
 
     labels: np.ndarray

@@ -16,8 +16,9 @@ target images is built at the output shape, judged by what S2 does not fix, per 
   cluster areas over the squared phase area), the 2D trace of 3D connectivity.
 
 Targets wider than the judged cube are measured in windows as wide as it (cluster counts and
-connectedness depend on the window), and each statistic's squared log-ratio is weighted by the
-number of clusters the targets show, so that a phase with a handful of clusters does not decide.
+connectedness depend on the window; at most :data:`MAX_WINDOWS`, spread evenly), and each
+statistic's squared log-ratio is weighted by the number of clusters the targets show, so that a
+phase with a handful of clusters does not decide.
 """
 
 from __future__ import annotations
@@ -35,25 +36,32 @@ GRAIN_MODELS = {"spheres": boolean_spheres, "packed": packed_spheres}  # 3D only
 MIN_AREA = 10  # clusters smaller than this (pixels) are specks, not shapes
 SLICES_JUDGED = 8  # z slices of a candidate compared with the targets
 JUDGED_SIDE = 128  # largest side of the cube in which candidates are compared
+MAX_WINDOWS = 32  # windows of the targets measured: a 2048-pixel CT slice holds 256 (minutes of regionprops)
 
 
 def _windows(images, side):
-    """Square windows of ``side`` tiling each image (the last ones flush with its far edges)."""
-    for image in images:
+    """Square windows of ``side`` tiling each image (the last ones flush with its far edges), at
+    most :data:`MAX_WINDOWS` of them, spread evenly over the tiling."""
+    corners = []
+    for index, image in enumerate(images):
         rows = sorted({*range(0, image.shape[0] - side + 1, side), image.shape[0] - side})
         cols = sorted({*range(0, image.shape[1] - side + 1, side), image.shape[1] - side})
-        yield from (image[r : r + side, c : c + side] for r in rows for c in cols)
+        corners += [(index, r, c) for r in rows for c in cols]
+    chosen = np.unique(np.linspace(0, len(corners) - 1, min(len(corners), MAX_WINDOWS)).round().astype(int))
+    return [images[i][r : r + side, c : c + side] for i, r, c in (corners[k] for k in chosen)]
 
 
-def slice_shapes(images, phase, window=None):
+def slice_shapes(images, phase, window=None, cancel=None):
     """Per phase (``phase``, the rest): clusters per pixel, their mean solidity, connectedness
     and clusters per window, over windows of side ``window`` (default: whole images) of 2D
-    ``images`` (4-connected clusters; counts and solidity of clusters of :data:`MIN_AREA` or more)."""
-    images = list(_windows(images, window)) if window else list(images)
+    ``images`` (4-connected clusters; counts and solidity of clusters of :data:`MIN_AREA` or more);
+    ``cancel`` is checked image by image."""
+    images = _windows(images, window) if window else list(images)
     stats = []
     for inside in (True, False):
         found, pixels, solidity, connectedness = 0, 0, [], []
         for image in images:
+            _check(cancel)
             mask = (image == phase) == inside
             labels = measure.label(mask, connectivity=1)
             areas = np.bincount(labels.ravel())[1:]
@@ -81,7 +89,7 @@ def shape_distance(candidate, target):
     return float(np.sum(np.maximum(target[3], 1.0) * terms))
 
 
-def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=False):
+def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=False, cancel=None):
     """The candidate start whose slices look most like the targets.
 
     Parameters
@@ -96,6 +104,8 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
     models : sequence of {"gaussian", "spheres", "packed"}
     periodic : bool
         Treat the target images as periodic.
+    cancel : CancelToken, optional
+        Checked before each candidate is built and judged (seconds each at 128^3).
 
     Returns
     -------
@@ -123,14 +133,21 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
     window = min(JUDGED_SIDE, *(min(image.shape) for image in images))
     judged_shape = (window,) * 3
     other = next(label for label in labels if label != phase)
-    target = slice_shapes(images, phase, window)
+    target = slice_shapes(images, phase, window, cancel)
     distances, judged = {}, {}
     for name, (build, _) in builders.items():
+        _check(cancel)
         judged[name] = build(judged_shape)
         stack = np.where(judged[name], phase, other)[:: max(1, judged_shape[0] // SLICES_JUDGED)]
-        distances[name] = shape_distance(slice_shapes(list(stack), phase, window), target)
+        distances[name] = shape_distance(slice_shapes(list(stack), phase, window, cancel), target)
     best = min(distances, key=distances.get)
     build, grain = builders[best]
     # Same seed, same shape: the judged candidate is the start itself.
+    _check(cancel)
     cut = judged[best] if judged_shape == tuple(shape) else build(tuple(shape))
     return cut, {"model": best.split()[0], "grains": grain, "distances": distances}
+
+
+def _check(cancel):
+    if cancel is not None:
+        cancel.raise_if_cancelled()

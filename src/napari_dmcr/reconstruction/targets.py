@@ -10,7 +10,7 @@ at hand: its descriptors are the targets, and the reconstruction runs on one mul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +36,25 @@ class Target:
         All labels present in the targets, sorted.
     characterization : dict, optional
         The contents of a descriptor file (see :func:`napari_dmcr.descriptors.load_descriptors`).
+    cache : dict
+        What a run derives from the images once (pooled indicators, descriptor values): a CT
+        slice's take seconds, and every level and the final score use them.
     """
 
     images: list
     labels: list
     characterization: dict | None = None
+    cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def isotropic(self):
         return all(image is self.images[0] for image in self.images)
+
+    @property
+    def pixels(self):
+        """Pixels of the distinct target images (0 for a descriptor file)."""
+        distinct = {id(image): image for image in self.images if image is not None}
+        return sum(image.size for image in distinct.values())
 
     def fractions(self):
         """Mean fraction of every label over the target images (one value per label)."""
@@ -119,7 +129,8 @@ def make_target(target, ndim):
     else:
         image = _check_image(target, "target image")
         images = [image] * (3 if ndim == 3 else 1)
-    labels = sorted(set().union(*(phase_labels(image) for image in images)))
+    distinct = {id(image): image for image in images}.values()  # an isotropic target's one image, once
+    labels = sorted(set().union(*(phase_labels(image) for image in distinct)))
     if len(labels) < 2:
         raise InputError(f"the target has a single label {labels}; it needs two or more phases")
     return Target(images=images, labels=labels)

@@ -92,6 +92,14 @@ class InputMixin:
             slices.append((image, pixel_size))
         return slices
 
+    def _target_pixels(self):
+        """Pixels of the distinct target slice(s), for the estimate (0 while none is usable)."""
+        try:
+            distinct = {id(layer): layer for layer in self._sources()}
+            return sum(current_slice(layer, self.viewer)[0].size for layer in distinct.values())
+        except InputError:
+            return 0
+
     def _target(self):
         """The target in the engine's form, the pixel size and the phase labels present."""
         slices = self._target_slices()

@@ -116,6 +116,7 @@ class SettingsMixin:
             device=device,
             iterations=self._iterations.value,
             max_seconds=DEFAULT_RUN_S,
+            target_pixels=self._target_pixels(),
         )
         for box in self._shape:
             box.value = side
@@ -148,6 +149,7 @@ class SettingsMixin:
             iterations=self._iterations.value,
             levels=self._levels.value or None,
             chunk_size=self._chunk.value or None,
+            target_pixels=self._target_pixels(),
         )
 
     def _update_estimate(self, value=None):
