@@ -173,10 +173,12 @@ def test_large_target_images_give_the_same_loss_as_in_one_piece(monkeypatch):
 def test_the_command_line_states_the_estimate_and_warns_in_one_line(tmp_path, capsys):
     from napari_dmcr.cli import main
 
-    image = np.tile(np.repeat(np.array([0, 1000, 65535], np.uint16), 4), (12, 1))
-    np.save(tmp_path / "three.npy", image)
+    import tifffile
+
+    image = np.tile(np.repeat(np.array([0, 1000, 65535], np.uint16), 4), (12, 1))  # a 16-bit TIFF of 3 values
+    tifffile.imwrite(tmp_path / "three.tif", image)
     out = tmp_path / "core.npy"
-    assert main(["reconstruct", str(tmp_path / "three.npy"), "--shape", "12", "12", "12", "--max-iter", "1",
+    assert main(["reconstruct", str(tmp_path / "three.tif"), "--shape", "12", "12", "12", "--max-iter", "1",
                  "--out", str(out)]) == 0  # fmt: skip
     captured = capsys.readouterr()
     assert "reconstructing 12x12x12" in captured.out and "free, ≈" in captured.out
