@@ -11,8 +11,9 @@ picks a representative slice; a single slice's fraction can be off by several SD
 
 Truths (phase = the reconstructed phase, the minority; grains = the grain label, if any):
 
-* ``sample``: the bundled conglomerate (``conglomerate_volume`` 64^3; slice: z mid-slice of
-  seed 0, truths: seeds 1-8; phase 1 = matrix, grains 0 = gravel);
+* ``sample``: the bundled conglomerate (``conglomerate_volume`` 64^3; slices: those of seed 0
+  chosen as above, the z one is ``dmcr sample``'s; truths: seeds 1-8; phase 1 = matrix,
+  grains 0 = gravel);
 * ``berea``: Berea sandstone micro-CT (``berea_dpm_pore_110.npy``, DPM Tools, MIT; phase 1 =
   pore): the 110x110 z mid-slice; truths: the 8 corner sub-volumes (overlapping);
 * ``blobs``: PoreSpy ``blobs`` (porosity 0.25, blobiness 1.5), a percolating pore network:
@@ -66,12 +67,12 @@ from napari_dmcr.io.atomic import write_json
 from napari_dmcr.properties.transport import diffusion
 from napari_dmcr.reconstruction import run_reconstruction
 from napari_dmcr.reconstruction.starts import AUTO_MODELS, fitted_start
-from napari_dmcr.samples import conglomerate_volume
+from napari_dmcr.samples import conglomerate_volume, representative_index
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "fidelity3d.json"
 IMAGES = HERE.parent / "docs" / "images"
-SAMPLE_SIDE = 64  # the bundled sample (dmcr sample): a 64^3 volume, its 64x64 z mid-slice
+SAMPLE_SIDE = 64  # the bundled sample (dmcr sample): a 64^3 volume
 SYNTHETIC_SIDE = 128  # PoreSpy truths: a 128x128 slice, true sub-volumes from 128^3
 
 # Engine settings under trial, by name; "yt" is Yeong-Torquato.
@@ -130,12 +131,8 @@ def _octants(volume, size):
 def _orthogonal(volume, phase=None):
     """Slices normal to z, y and x in the engine's orientations: the middle ones, or with
     ``phase`` those whose fraction of it is closest to the volume's."""
-    fraction = np.mean(volume == phase)
     index = [
-        int(np.argmin(np.abs(np.mean(volume == phase, axis=tuple(a for a in range(3) if a != axis)) - fraction)))
-        if phase is not None
-        else volume.shape[axis] // 2
-        for axis in range(3)
+        representative_index(volume, axis, phase) if phase is not None else volume.shape[axis] // 2 for axis in range(3)
     ]
     return {"z": volume[index[0]], "y": volume[:, index[1]], "x": volume[:, :, index[2]]}
 

@@ -38,7 +38,7 @@ from napari_dmcr.properties import volume_properties
 from napari_dmcr.properties.elasticity import elastic_properties
 from napari_dmcr.properties.materials import MATERIALS
 from napari_dmcr.properties.transport import diffusion
-from napari_dmcr.samples import conglomerate_volume
+from napari_dmcr.samples import conglomerate_slice, conglomerate_volume
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_SIDE = 64
@@ -128,12 +128,9 @@ def sample(recipes):
 
     if any(RECIPES[name]["options"].get("descriptors") == "paper" for name in recipes):
         load_vgg19_weights()  # no weights: fail before any work
-    # The z slice of seed 0 whose matrix fraction is closest to the volume's (a user picks a
-    # representative slice; the mid-slice has 30.5 % matrix against 37 %, and the stiffness
-    # follows the fraction).
-    source = conglomerate_volume((SAMPLE_SIDE,) * 3, seed=0)
-    fractions = np.mean(source == 1, axis=(1, 2))
-    target = source[int(np.argmin(np.abs(fractions - np.mean(source == 1))))]
+    # The slice of the bundled sample (dmcr sample): the z slice of seed 0 whose matrix fraction
+    # is closest to the volume's (the stiffness follows the fraction).
+    target = conglomerate_slice((SAMPLE_SIDE, SAMPLE_SIDE), seed=0)
     shape = (SAMPLE_SIDE,) * 3
     truths = [_properties(conglomerate_volume((SAMPLE_SIDE,) * 3, seed=s)) for s in range(1, 9)]
     spread = {

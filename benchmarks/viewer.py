@@ -3,19 +3,27 @@ Reconstruct 3D widget runs, in the same session.
 
 A 20 ms QTimer ticks on the viewer's (main) thread; a gap between two ticks is time the viewer
 could not redraw or react. Measured idle (the peer: what this machine's Qt and display give) and
-during a default-settings run of each ``--sizes`` cube from the sample slice; per run: wall time,
-ticks per second over the idle rate, the largest gap, gaps over 250 ms, and the widget's own
-share of the main thread (its step handler), until 1.5 s after the run's end (the result shown).
+during a default-settings run of each ``--sizes`` cube from the sample slice from each
+``--starts`` (``auto``, the default, or ``random``: the sample's fitted start can meet the target
+residual and end the run at once, with a single step to show), with ``--iterations`` per level if
+given, ``--repeats`` times; per run: wall time, ticks per second over the idle rate,
+the largest gap, gaps over 250 ms, and the widget's own share of the main thread (its step
+handler, in total and the median step), until 1.5 s after the run's end (the result shown), and
+whether each of ``TARGETS`` is met. These timings vary from run to run with the machine's load, so
+they are measured here and not asserted in the test suite (its GUI test checks, without a clock,
+that the timer ticks during a run). The notes of an earlier results file are kept.
 Writes ``benchmarks/results/viewer.json``.
 
 Run (starts its own Xvfb display when there is none; a few minutes on two cores)::
 
-    .venv/bin/python benchmarks/viewer.py --sizes 32 64
+    .venv/bin/python benchmarks/viewer.py --sizes 32 64 --starts auto random --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
 import platform
 import shutil
@@ -30,6 +38,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "viewer.json"
 TICK_MS = 20
 SCREEN = "-screen 0 1600x1000x24"
 AFTER_S = 1.5  # heartbeat after a run's end, while its result is shown
+# What "keeps drawing" means: no beat waits a quarter of a second, and the widget's own step
+# handling (its live view and loss plot) is a small share of the main thread.
+TARGETS = {"largest_gap_s": 0.25, "handler_share": 0.25, "median_handler_s": 0.05}
 
 
 def heartbeat(app, seconds=None, until=None, after=0.0):
@@ -60,7 +71,7 @@ def summary(ticks, wall):
         "wall_s": wall,
         "ticks_per_s": len(ticks) / wall,
         "largest_gap_s": float(gaps.max()) if gaps.size else None,
-        "gaps_over_250ms": int((gaps > 0.25).sum()),
+        "gaps_over_250ms": int((gaps > TARGETS["largest_gap_s"]).sum()),
         "p99_gap_s": float(np.quantile(gaps, 0.99)) if gaps.size else None,
     }
 
@@ -72,14 +83,19 @@ def main():
         sys.exit(subprocess.call(["xvfb-run", "-a", "-s", SCREEN, sys.executable, *sys.argv]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--starts", nargs="+", choices=("auto", "random"), default=["auto"])
+    parser.add_argument("--iterations", type=int, help="iterations per level (default: the widget's)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each size (default: %(default)s)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
+    notes = json.loads(Path(args.out).read_text()).get("notes", []) if Path(args.out).exists() else []
 
     import napari
     from qtpy.QtWidgets import QApplication
 
     from napari_dmcr.io.atomic import write_json
 
+    load_before = os.getloadavg()  # other work on the machine stretches the gaps
     app = QApplication.instance() or QApplication([])
     viewer = napari.Viewer(title="napari-dmcr")
     viewer.window._qt_window.resize(1366, 768)
@@ -88,64 +104,78 @@ def main():
     heartbeat(app, 2.0)  # let the window settle
     idle = summary(*heartbeat(app, 5.0))
     runs = []
-    for size in args.sizes:
-        for box in widget._shape:
-            box.value = size
-        handled = []
-        show_step = widget._show_step
-
-        def timed(step, show_step=show_step, handled=handled):
-            began = time.perf_counter()
-            show_step(step)
-            handled.append(time.perf_counter() - began)
-
-        widget._show_step = timed
-        widget.run()
-        if widget._worker is None:  # a long run asks to be confirmed
-            widget.run()
-        # On until the result is shown (its layer, then its mid-slices, each a turn of its own).
-        record = summary(*heartbeat(app, until=lambda: widget._worker is None, after=AFTER_S))
-        widget._show_step = show_step
-        record.update(
-            size=size,
-            steps_handled=len(handled),
-            handler_s=float(sum(handled)),
-            handler_share=float(sum(handled)) / record["wall_s"],
-            ticks_over_idle=record["ticks_per_s"] / idle["ticks_per_s"],
-            residual=float(widget.last_result.residual),
-        )
+    for size, start, repeat in itertools.product(args.sizes, args.starts, range(args.repeats)):
+        record = measure_run(app, viewer, widget, size, start, args.iterations, idle)
         runs.append(record)
+        missed = [name for name, met in record["meets_targets"].items() if not met]
         print(
-            f"{size}^3: {record['wall_s']:.0f} s, largest gap {record['largest_gap_s']:.3f} s, "
+            f"{size}^3 from {start} #{repeat + 1}: {record['steps_handled']} steps, {record['wall_s']:.0f} s, "
+            f"largest gap {record['largest_gap_s']:.3f} s, "
             f"{record['gaps_over_250ms']} gaps > 250 ms, widget {100 * record['handler_share']:.1f} % "
-            f"of the main thread, ticks {100 * record['ticks_over_idle']:.0f} % of idle",
+            f"of the main thread (median step {1000 * record['median_handler_s']:.0f} ms), ticks "
+            f"{100 * record['ticks_over_idle']:.0f} % of idle; "
+            + ("targets met" if not missed else f"missed: {', '.join(missed)}"),
             flush=True,
         )
-        for layer in [
-            layer for layer in viewer.layers if "reconstruction" in layer.name and "(live)" not in layer.name
-        ]:
-            viewer.layers.remove(layer)  # the result and its mid-slices
     write_json(
         args.out,
         {
             "what": __doc__.splitlines()[0],
-            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "display": os.environ["DISPLAY"]},
+            "machine": {
+                "platform": platform.platform(),
+                "cpu_count": os.cpu_count(),
+                "display": os.environ["DISPLAY"],
+                "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
+            },
+            "targets": TARGETS,
             "idle": idle,
             "runs": runs,
-            "notes": [
-                "2026-11-30, before this measurement (issue 15): the step handler took 31.8 s of a 32.5 s run "
-                "(full loss-plot redraw with constrained layout per step, napari's activity bar updated and "
-                "renamed per step, each processing the event queue and redrawing the viewer on the spot).",
-                "Now the live view and the loss plot refresh at most once per preview interval (0.5 s), the loss "
-                "curves move in place on a fixed layout, the activity dock shows a busy bar (with its Cancel).",
-                "Gaps of 0.1-0.5 s remain with the widget idle in them: the main thread sits in Qt's event loop "
-                "while the 3D view is rendered in software (Xvfb, llvmpipe) and torch takes a core "
-                "(sampled stacks, 2026-11-30).",
-            ],
+            "notes": notes,
         },
     )
     print(f"wrote {args.out}")
     viewer.close()
+
+
+def measure_run(app, viewer, widget, size, start, iterations, idle):
+    """One run of the Reconstruct 3D widget under the heartbeat, its result shown and then removed."""
+    widget._start_choice.value = start  # sets the iterations of its kind
+    for box in widget._shape:
+        box.value = size
+    if iterations is not None:
+        widget._iterations.value = iterations
+    handled = []
+    show_step = widget._show_step
+
+    def timed(step):
+        began = time.perf_counter()
+        show_step(step)
+        handled.append(time.perf_counter() - began)
+
+    widget._show_step = timed
+    widget.run()
+    if widget._worker is None:  # a long run asks to be confirmed
+        widget.run()
+    # On until the result is shown (its layer, then its mid-slices, each a turn of its own).
+    record = summary(*heartbeat(app, until=lambda: widget._worker is None, after=AFTER_S))
+    widget._show_step = show_step
+    record.update(
+        size=size,
+        start=start,
+        iterations=widget._iterations.value,
+        steps_handled=len(handled),
+        handler_s=float(sum(handled)),
+        handler_share=float(sum(handled)) / record["wall_s"],
+        median_handler_s=float(np.median(handled)) if handled else None,
+        ticks_over_idle=record["ticks_per_s"] / idle["ticks_per_s"],
+        residual=float(widget.last_result.residual),
+    )
+    record["meets_targets"] = {
+        name: record[name] is not None and record[name] < limit for name, limit in TARGETS.items()
+    }
+    for layer in [layer for layer in viewer.layers if "reconstruction" in layer.name and "(live)" not in layer.name]:
+        viewer.layers.remove(layer)  # the result and its mid-slices
+    return record
 
 
 if __name__ == "__main__":

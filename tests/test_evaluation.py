@@ -309,6 +309,39 @@ def test_report_of_a_three_phase_volume(tmp_path):
     assert len(figure.axes) == 7  # six plots and the error table
 
 
+def test_the_report_shows_the_mid_slices_beside_the_truth_or_the_original():
+    truth = random_phases((24, 24, 24), 3, seed=7)
+    reconstruction = random_phases((16, 20, 24), 3, seed=8) * 2  # labels 0, 2, 4
+    results = evaluate(truth[12], reconstruction, truth, phases=[2])
+    figure = draw_report(results, phase=2, original=truth[12], reconstruction=reconstruction, truth=truth)
+    images = [ax for ax in figure.axes if ax.images]
+    assert len(figure.axes) == 7 + 6 and len(images) == 6
+    expected = [
+        truth[12],
+        reconstruction[8],
+        truth[:, 12],
+        reconstruction[:, 10],
+        truth[:, :, 12],
+        reconstruction[:, :, 12],
+    ]
+    labels = [0, 1, 2, 4]  # every label of every image, one colour each
+    colours = {}
+    for ax, image in zip(images, expected, strict=True):
+        shown = ax.images[0]
+        assert np.array_equal(np.take(labels, shown.get_array()), image)
+        for index, label in enumerate(labels):
+            colours.setdefault(label, []).append(shown.cmap(shown.norm(index)))
+        assert ax.get_xlim() == (-0.5, 23.5) and ax.get_ylim() == (23.5, -0.5)  # one voxel scale
+    assert all(len(set(found)) == 1 for found in colours.values())
+    assert len({found[0] for found in colours.values()}) == len(labels)
+    assert [ax.get_title().split(",")[0] for ax in images] == ["truth", "reconstruction"] * 3
+    assert "(this phase)" in images[-1].get_legend().get_texts()[2].get_text()
+
+    alone = draw_report(results, phase=2, original=truth[12], reconstruction=reconstruction)
+    titles = [ax.get_title().split("\n")[0] for ax in alone.axes if ax.images]
+    assert titles == ["original slice", "reconstruction, z = 8", "reconstruction, y = 10", "reconstruction, x = 12"]
+
+
 def test_evaluate_rejects_mismatched_inputs():
     with pytest.raises(InputError, match="original slice: expected a non-empty 2D"):
         evaluate(np.zeros((4, 4, 4), dtype=np.uint8), np.zeros((4, 4, 4), dtype=np.uint8))

@@ -171,9 +171,9 @@ def test_large_target_images_give_the_same_loss_as_in_one_piece(monkeypatch):
 
 
 def test_the_command_line_states_the_estimate_and_warns_in_one_line(tmp_path, capsys):
-    from napari_dmcr.cli import main
-
     import tifffile
+
+    from napari_dmcr.cli import main
 
     image = np.tile(np.repeat(np.array([0, 1000, 65535], np.uint16), 4), (12, 1))  # a 16-bit TIFF of 3 values
     tifffile.imwrite(tmp_path / "three.tif", image)

@@ -48,7 +48,7 @@ def test_packed_grains_hold_the_fraction_and_trap_fewer_matrix_specks_than_overl
     for cut in (packed, overlapping):
         labels, _ = ndimage.label(cut)
         specks.append(np.count_nonzero(np.bincount(labels.ravel())[1:] <= 8))
-    assert specks[0] < 0.9 * specks[1]  # 37 against 45
+    assert specks[0] < 0.9 * specks[1]  # 23 against 31
 
 
 def test_the_packing_is_asked_for_by_name_and_is_3d_only():

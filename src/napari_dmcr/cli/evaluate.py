@@ -86,7 +86,8 @@ def _run(args):
     for phase, errors in results["errors"].items():
         png = out.with_name(f"{out.stem}_phase{phase}.png")
         with atomic_path(png) as tmp:
-            draw_report(results, phase=phase).savefig(tmp, dpi=100, format="png")
+            report = draw_report(results, phase=phase, original=original, reconstruction=reconstruction, truth=truth)
+            report.savefig(tmp, dpi=100, format="png")
         s2 = max(errors["s2_rms_radial"].values())
         s3 = max(errors["E_s3"].values())
         fraction = results["fractions"]["absolute_error"][phase]

@@ -10,8 +10,9 @@ def add_parser(subparsers):
         "sample",
         help="write the bundled synthetic conglomerate slice and its 3D truth",
         description="Write the procedurally generated conglomerate (label 1 = matrix, 0 = gravel) as "
-        "OUT/slice.npy (the middle z slice), OUT/x.npy, y.npy, z.npy (the middle slices normal to x, y "
-        "and z, for --slices) and OUT/truth.npy (the whole volume).",
+        "OUT/truth.npy (the whole volume), OUT/slice.npy (a z slice) and OUT/x.npy, y.npy, z.npy "
+        "(slices normal to x, y and z, for --slices). Each slice is the one along its axis whose "
+        "matrix fraction is closest to the truth's; its index is printed and kept in its .json.",
     )
     parser.add_argument("--out", default="sample", help="output folder (default: %(default)s)")
     parser.add_argument("--size", type=int, default=64, help="side of the cube in voxels (default: %(default)s)")
@@ -21,7 +22,7 @@ def add_parser(subparsers):
 
 def run(args):
     from napari_dmcr.io.writers import write_volume
-    from napari_dmcr.samples import conglomerate_volume
+    from napari_dmcr.samples import MATRIX, conglomerate_volume, representative_index
 
     volume = conglomerate_volume((args.size,) * 3, seed=args.seed)
     out = Path(args.out)
@@ -32,12 +33,16 @@ def run(args):
         "labels": {"0": "gravel", "1": "matrix"},
     }
     truth = write_volume(out / "truth.npy", volume, parameters={**parameters, "content": "3D truth"})
-    middle = args.size // 2
-    slice_path = write_volume(
-        out / "slice.npy", volume[middle], parameters={**parameters, "content": f"z slice {middle} of the truth"}
-    )
-    for axis, image in (("x", volume[:, :, middle]), ("y", volume[:, middle]), ("z", volume[middle])):
-        write_volume(
-            out / f"{axis}.npy", image, parameters={**parameters, "content": f"{axis} slice {middle} of the truth"}
-        )
-    print(f"slice: {slice_path} ({(volume[middle] == 1).mean():.3f} matrix)  truth: {truth}")
+    print(f"truth: {truth} ({(volume == MATRIX).mean():.3f} matrix)")
+    for axis, name in enumerate("zyx"):
+        index = representative_index(volume, axis)
+        image = volume.take(index, axis=axis)
+        record = {
+            **parameters,
+            "content": f"{name} slice {index} of the truth (its matrix fraction closest to the truth's)",
+            "axis": name,
+            "index": index,
+        }
+        names = ("slice.npy", "z.npy") if name == "z" else (f"{name}.npy",)
+        paths = [write_volume(out / file, image, parameters=record) for file in names]
+        print(f"{name} slice {index}: {', '.join(map(str, paths))} ({(image == MATRIX).mean():.3f} matrix)")

@@ -26,6 +26,9 @@ import numpy as np
 import torch
 
 from napari_dmcr.descriptors import (
+    DescriptorSpec,
+    descriptor_targets,
+    displacement_vectors,
     gram_matrices,
     indicator,
     s2_axis_profiles,
@@ -169,7 +172,7 @@ def descriptor_gaps(original, reconstruction, phase, *, s3_limit_to=6, gram=Fals
     }
     if gram:
         descriptors["gram"] = lambda f, p: _gram_vector(f)
-    reference = {key: function(field[None], False)[0] for key, function in descriptors.items()}
+    reference = _reference_descriptors(field, descriptors, s3_limit_to)
     gaps = {}
     for name, stack in slice_stacks(reconstruction).items():
         fields = (stack == phase).astype(np.float64)
@@ -344,6 +347,20 @@ def _slice_mean(function, fields, periodic):
         function(fields[start : start + _CHUNK], periodic).sum(axis=0) for start in range(0, len(fields), _CHUNK)
     )
     return total / len(fields)
+
+
+def _reference_descriptors(field, descriptors, s3_limit_to):
+    """The original slice's descriptors as ``descriptors`` measure a slice; S3 and Gram matrices
+    strip by strip and tile by tile (a CT slice's S3 copies alone would take gigabytes at once)."""
+    reference = {key: f(field[None], False)[0] for key, f in descriptors.items() if key not in ("s3", "gram")}
+    s3_spec = DescriptorSpec("s3", limit_to=s3_limit_to, periodic=False)
+    (values,) = descriptor_targets([s3_spec], torch.as_tensor(field)[None])["s3"]
+    side = len(displacement_vectors(s3_limit_to))
+    reference["s3"] = values.numpy().reshape(side, side)
+    if "gram" in descriptors:
+        grams = descriptor_targets([DescriptorSpec("gram")], torch.as_tensor(field, dtype=torch.float32)[None])["gram"]
+        reference["gram"] = torch.cat(grams).double().numpy()
+    return reference
 
 
 def _gram_vector(fields):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 # One colour per slicing direction / axis of the reconstruction; the reference is black.
 DIRECTION_STYLES = {"z": "tab:blue", "y": "tab:orange", "x": "tab:green", "image": "tab:blue"}
@@ -129,7 +132,51 @@ def plot_error_table(ax, errors):
     ax.set_title("errors (see docs/evaluation.md)", fontsize="small")
 
 
-def draw_report(results, figure=None, phase=None):
+def mid_slice_views(original=None, reconstruction=None, truth=None):
+    """What the report shows of the volumes: ``[(title, image), ...]``.
+
+    With a truth, the z, y and x middle slices of the truth and of the reconstruction in pairs;
+    otherwise the original slice, then the reconstruction's middle slices (or the reconstructed
+    image, for a 2D reconstruction). Empty without a reconstruction.
+    """
+    if reconstruction is None:
+        return []
+    reconstruction = np.asarray(reconstruction)
+    if reconstruction.ndim == 2:
+        recon_views = [("reconstruction", reconstruction)]
+    else:
+        recon_views = [(f"reconstruction, {name}", image) for name, image in _mid_slices(reconstruction)]
+    if truth is None:
+        return ([] if original is None else [("original slice", np.asarray(original))]) + recon_views
+    truth_views = [(f"truth, {name}", image) for name, image in _mid_slices(np.asarray(truth))]
+    return [view for pair in zip(truth_views, recon_views, strict=True) for view in pair]
+
+
+def plot_label_images(axes, views, phase=None):
+    """Labeled images side by side: one colour per label in every image, at one voxel scale
+    (a smaller volume shows smaller), with a legend of the labels on the last."""
+    labels = np.unique(np.concatenate([np.unique(image) for _, image in views]))
+    colours = colormaps["tab10"].colors
+    cmap = ListedColormap([colours[i % len(colours)] for i in range(labels.size)])
+    height = max(image.shape[0] for _, image in views)
+    width = max(image.shape[1] for _, image in views)
+    for ax, (title, image) in zip(axes, views, strict=True):
+        ax.imshow(
+            np.searchsorted(labels, image), cmap=cmap, vmin=0, vmax=max(labels.size - 1, 1), interpolation="nearest"
+        )
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(height - 0.5, -0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{title}\n{image.shape[0]} x {image.shape[1]}", fontsize="small")
+    handles = [
+        Patch(color=cmap(i), label=f"label {label}" + (" (this phase)" if label == phase else ""))
+        for i, label in enumerate(labels)
+    ]
+    axes[-1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="x-small", frameon=False)
+
+
+def draw_report(results, figure=None, phase=None, *, original=None, reconstruction=None, truth=None):
     """Draw the fidelity report of one phase onto a matplotlib Figure.
 
     Parameters
@@ -138,33 +185,51 @@ def draw_report(results, figure=None, phase=None):
         As returned by :func:`napari_dmcr.evaluation.evaluate`.
     figure : matplotlib.figure.Figure, optional
         Figure to draw on (cleared first), e.g. the canvas of a napari widget; a new 18 x 10 inch
-        figure by default.
+        figure by default (18 x 14 with the images).
     phase : int, optional
         Label to draw; the first evaluated phase by default.
+    original, reconstruction, truth : array_like of int, optional
+        The images that were evaluated: given the reconstruction, a row of its middle slices beside
+        the truth's (or beside the original slice without a truth), see :func:`mid_slice_views`.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    views = mid_slice_views(original, reconstruction, truth)
     if figure is None:
-        figure = Figure(figsize=(18, 10), layout="constrained")
+        figure = Figure(figsize=(18, 14 if views else 10), layout="constrained")
     figure.clear()
     phase = next(iter(results["phases"])) if phase is None else phase
     entry = results["phases"][phase]
-    grid = figure.add_gridspec(2, 4)
+    grid = figure.add_gridspec(3, 4, height_ratios=(1, 1, 0.75)) if views else figure.add_gridspec(2, 4)
     plot_s2_radial(figure.add_subplot(grid[0, 0]), entry)
     plot_s2_axes(figure.add_subplot(grid[0, 1]), entry)
     plot_lineal_path(figure.add_subplot(grid[1, 0]), entry)
     plot_chord_lengths(figure.add_subplot(grid[1, 1]), entry)
     plot_thickness(figure.add_subplot(grid[0, 2]), entry)
     plot_descriptor_gaps(figure.add_subplot(grid[1, 2]), entry)
-    plot_error_table(figure.add_subplot(grid[:, 3]), results["errors"][phase])
+    plot_error_table(figure.add_subplot(grid[:2, 3]), results["errors"][phase])
+    if views:
+        row = grid[2, :].subgridspec(1, len(views))
+        plot_label_images([figure.add_subplot(row[0, i]) for i in range(len(views))], views, phase)
     fractions = results["fractions"]
     figure.suptitle(
         f"phase {phase}: fraction {fractions['reference'][phase]:.4f} (original) vs "
         f"{fractions['candidate'][phase]:.4f} (reconstruction)"
     )
     return figure
+
+
+def _mid_slices(volume):
+    """``(name, image)`` of the middle slices normal to z, y and x (as
+    :func:`napari_dmcr.evaluation.views.orthogonal_mid_slices` cuts them)."""
+    z, y, x = volume.shape
+    return [
+        (f"z = {z // 2}", volume[z // 2]),
+        (f"y = {y // 2}", volume[:, y // 2]),
+        (f"x = {x // 2}", volume[:, :, x // 2]),
+    ]
 
 
 def _format(value):

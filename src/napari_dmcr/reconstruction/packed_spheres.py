@@ -110,8 +110,8 @@ def packed_spheres(images, grain, shape, seed=0, *, periodic=False):
     """
     radii, intensities, _ = fit_sphere_radii(images, grain, periodic, longest=max(shape))
     fraction = float(np.mean([np.mean(image == grain) for image in images]))
-    target = target_s2([image == grain for image in images], True, periodic, longest=max(shape))
     side = min(JUDGED_SIDE, *(min(image.shape) for image in images))
+    target = target_s2([image == grain for image in images], True, periodic, longest=max(*shape, side))
 
     def s2_error(scale):
         depth, _ = sphere_packing(radii * scale, intensities, (side,) * 3, fraction, seed)

@@ -1,5 +1,11 @@
 """Bundled, procedurally generated sample microstructures."""
 
-from napari_dmcr.samples.conglomerate import GRAVEL, MATRIX, conglomerate_slice, conglomerate_volume
+from napari_dmcr.samples.conglomerate import (
+    GRAVEL,
+    MATRIX,
+    conglomerate_slice,
+    conglomerate_volume,
+    representative_index,
+)
 
-__all__ = ["GRAVEL", "MATRIX", "conglomerate_slice", "conglomerate_volume"]
+__all__ = ["GRAVEL", "MATRIX", "conglomerate_slice", "conglomerate_volume", "representative_index"]

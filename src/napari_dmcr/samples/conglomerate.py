@@ -96,7 +96,8 @@ def conglomerate_volume(
 
 
 def conglomerate_slice(shape=(128, 128), seed=0, axis=0, **kwargs):
-    """A 2D slice through the middle of :func:`conglomerate_volume`.
+    """The representative 2D slice of :func:`conglomerate_volume`: the one whose matrix fraction
+    is closest to the volume's (see :func:`representative_index`).
 
     Parameters
     ----------
@@ -105,7 +106,7 @@ def conglomerate_slice(shape=(128, 128), seed=0, axis=0, **kwargs):
     seed : int
         Seed of the underlying volume.
     axis : int
-        Axis normal to the slice.
+        Axis normal to the slice; the volume is ``min(shape)`` deep along it.
     **kwargs
         Passed on to :func:`conglomerate_volume`.
 
@@ -113,12 +114,39 @@ def conglomerate_slice(shape=(128, 128), seed=0, axis=0, **kwargs):
     -------
     numpy.ndarray of uint8
     """
+    if axis not in (0, 1, 2):
+        raise InputError(f"axis must be 0, 1 or 2, got {axis!r}")
     rows, cols = (int(s) for s in shape)
-    depth = min(rows, cols)
-    volume_shape = [depth, rows, cols]
+    volume_shape = [rows, cols]
+    volume_shape.insert(axis, min(rows, cols))
     volume = conglomerate_volume(tuple(volume_shape), seed=seed, **kwargs)
-    volume = np.moveaxis(volume, 0, axis)
-    return np.take(volume, depth // 2, axis=axis)
+    return np.take(volume, representative_index(volume, axis, kwargs.get("matrix_label", MATRIX)), axis=axis)
+
+
+def representative_index(volume, axis, label=MATRIX):
+    """Index of the slice normal to ``axis`` whose fraction of ``label`` is closest to the volume's
+    (the first of equals).
+
+    A single slice's fraction strays from the volume's (the middle z slice of the 64^3 sample has
+    30.5 % matrix against 37 %); compared with the truth, a core made from it shows the slice's
+    fraction, not the reconstruction's error.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray, 3D
+        Labeled volume.
+    axis : int
+        Axis normal to the slices.
+    label : int
+        Label whose fraction is matched.
+
+    Returns
+    -------
+    int
+    """
+    phase = np.asarray(volume) == label
+    fractions = phase.mean(axis=tuple(a for a in range(phase.ndim) if a != axis))
+    return int(np.argmin(np.abs(fractions - phase.mean())))
 
 
 def _place_clast(gravel, radius, elongation, roughness, max_overlap, rng):

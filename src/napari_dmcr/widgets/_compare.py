@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton
-from matplotlib.figure import Figure
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem, QTabWidget
 
@@ -50,6 +49,7 @@ class CompareWidget(FormWidget):
     def __init__(self, napari_viewer):
         super().__init__(napari_viewer)
         self.results = None
+        self._report_images = None  # the images behind self.results
         self._original = ComboBox(label="original slice", choices=lambda _: layer_choices(self.viewer))
         self._reconstruction = ComboBox(label="reconstruction", choices=lambda _: layer_choices(self.viewer, Labels))
         self._truth = ComboBox(
@@ -137,21 +137,25 @@ class CompareWidget(FormWidget):
             self.status.error(error)
             return
         truth = None if self._truth.value is None else np.asarray(self._truth.value.data)
+        # What was compared, for the saved report's mid-slices (the layers may change meanwhile).
+        volume = np.asarray(reconstruction.data)
+        images = {"original": original, "reconstruction": volume, "truth": truth}
         self.status.info("comparing ...")
         self.start_worker(
             evaluate,
             original,
-            np.asarray(reconstruction.data),
+            volume,
             truth,
             phases=[phase],
             periodic=self._periodic.value,
             properties=properties,
             button=self._compare_button,
-            connect={"returned": self._show_results, "errored": self.status.error},
+            connect={"returned": lambda results: self._show_results(results, images), "errored": self.status.error},
         )
 
-    def _show_results(self, results):
+    def _show_results(self, results, images):
         self.results = results
+        self._report_images = images
         phase = next(iter(results["phases"]))
         entry = results["phases"][phase]
 
@@ -219,7 +223,7 @@ class CompareWidget(FormWidget):
             return
         png, report = path.with_suffix(".png"), path.with_suffix(".json")
         phase = next(iter(self.results["phases"]))
-        figure = draw_report(self.results, Figure(figsize=(18, 10), layout="constrained"), phase)
+        figure = draw_report(self.results, phase=phase, **self._report_images)
         try:
             figure.savefig(png, dpi=100)
             write_json(report, self.results)
