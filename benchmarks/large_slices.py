@@ -35,6 +35,19 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (512, 1024, 2048)
+NOTES = [
+    "Before (b1a71a3, the same machine): a 512^2 slice -> 32^3 peaked at 1.36 GB RSS (the radial S2's "
+    "dense (2L+1)^2 x (L+1) averaging matrix, 535 MB at L = 255); the issue's sweep saw 7.9 GB for "
+    "1024^2 and 'Unable to allocate 32.0 GiB' for 2048^2, and minutes of regionprops for 5000^2.",
+    "A 5000^2 slice -> 64^3 (not a row: beyond the 4096 target): 48 s, 2.19 GB peak RSS; -> 16^3 a "
+    "cancel set at 2-14 s into the run ended it within 0.4 s (before the full-size targets were "
+    "computed first and cached: up to 18 s, the final score recomputing them uncancellably).",
+    "The start's S2 of a 5000^2 slice took 8 s a candidate (four FFTs of an awkward 5016 length); "
+    "fast FFT lengths (5120) and one fit kept by the images' contents for every candidate cut it to ~2 s "
+    "once.",
+    "The estimate is an upper bound: it assumes the optimizer runs (the fitted start met the target "
+    "residual on every row here, so no optimizer memory was taken).",
+]
 
 
 def _rss_mb():
@@ -110,6 +123,7 @@ def main():
         "date": time.strftime("%Y-%m-%d"),
         "target": "peak memory of a 2048x2048 slice -> 64^3 within 2 GB, stated by the estimate before compute",
         "cases": rows,
+        "notes": NOTES,
     }
     from napari_dmcr.io.atomic import write_json
 
