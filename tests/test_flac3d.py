@@ -315,3 +315,16 @@ def test_bad_f3dat_settings(tmp_path):
         )
     with pytest.raises(InputError, match="group name"):
         write_f3dat(tmp_path / "x.f3dat", tmp_path / "x.f3grid", group_names=[])
+
+
+def test_the_export_checks_the_pressures_before_the_grid(tmp_path):
+    """The Export widget's and File > Save's writer: bad confining pressures leave no file behind."""
+    from napari_dmcr.widgets._writers import export_layer_data
+
+    labels = np.zeros((4, 4, 4), np.uint8)
+    labels[:2] = 1
+    with pytest.raises(InputError, match="MPa"):
+        export_layer_data(
+            tmp_path / "core.f3grid", labels, voxel_size=1.0, parameters={}, flac3d={"confining_pressures_mpa": [-1]}
+        )
+    assert not any(tmp_path.iterdir())

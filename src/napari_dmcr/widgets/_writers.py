@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_dmcr.io.atomic import write_json
-from napari_dmcr.io.f3dat import write_f3dat
+from napari_dmcr.io.f3dat import check_confining_pressures, write_f3dat
 from napari_dmcr.io.flac3d import group_names_for, write_f3grid
 from napari_dmcr.io.writers import file_sha256, sidecar_path, write_volume
 
@@ -47,6 +47,8 @@ def export_layer_data(path, labels, *, voxel_size, parameters, flac3d=None):
         write_volume(path, labels, voxel_size=voxel_size, parameters=parameters)
         return [path, sidecar_path(path)]
     flac3d = {**FLAC3D_DEFAULTS, **(flac3d or {})}
+    if flac3d["f3dat"]:
+        check_confining_pressures(flac3d["confining_pressures_mpa"])  # before the grid's first byte
     names = group_names_for(np.unique(labels), flac3d["group_names"])
     counts = write_f3grid(
         path,
