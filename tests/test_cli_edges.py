@@ -198,3 +198,11 @@ def test_without_weights_the_hint_names_the_commands_own_option(tmp_path, files,
     assert main(command.format(**names).split()) == 2
     err = _one_line_error(capsys, "needs the normalized VGG-19 weights", f"; without Gram matrices, {option}").err
     assert "offline (test)" in err and "descriptor preset" not in err
+
+
+def test_a_grey_slice_is_thresholded_with_a_note_wherever_slices_are_read(tmp_path, capsys):
+    """characterize (and ensemble) segment a grey slice as reconstruct does, and say so."""
+    np.save(tmp_path / "grey.npy", np.random.default_rng(0).random((32, 32)))
+    assert main(["characterize", str(tmp_path / "grey.npy"), "--no-gram", "--out", str(tmp_path / "d.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "grey.npy: grey values thresholded at" in out and "(otsu;" in out

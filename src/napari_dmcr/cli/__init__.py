@@ -74,6 +74,27 @@ def _threshold(text):
     return value
 
 
+def read_slices(paths):
+    """2D slices as ``dmcr reconstruct``, ``characterize`` and ``ensemble`` read them: a grey image
+    is thresholded (Otsu), and what was done to each file's values is printed."""
+    from napari_dmcr.io.readers import read_image
+
+    images = []
+    for path in paths:
+        steps = []
+        images.append(read_image(path, ndim=2, steps=steps))
+        for step in steps:
+            print(f"  {preprocessing_text({**step, 'source': path})}")
+    return images
+
+
+def preprocessing_text(step):
+    """One line for a step :func:`~napari_dmcr.io.readers.read_image` recorded (with its ``source``)."""
+    if step["step"] == "threshold":
+        return f"{step['source']}: grey values thresholded at {step['value']:.4g} ({step['method']}; {step['rule']})"
+    return f"{step['source']}: values renumbered {step['mapping']}"
+
+
 def read_labels(path, args, ndim=None, **options):
     """Read a labeled image the one way the sub-commands do (``reconstruct`` thresholds and records
     it instead): a grey image is refused, with a hint to segment it, unless ``--threshold`` says

@@ -70,6 +70,6 @@ def _load_image(path):
         from napari_dmcr.samples import conglomerate_slice
 
         return conglomerate_slice((128, 128), seed=0)
-    from napari_dmcr.io.readers import read_image
+    from napari_dmcr.cli import read_slices
 
-    return read_image(path, ndim=2)
+    return read_slices([path])[0]

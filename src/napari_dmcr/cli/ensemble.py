@@ -36,11 +36,11 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from napari_dmcr.cli import read_slices
     from napari_dmcr.ensembles import run_ensemble
-    from napari_dmcr.io.readers import read_image
     from napari_dmcr.progress import Cancelled, CancelToken
 
-    targets = [read_image(path, ndim=2) for path in args.slices]
+    targets = read_slices(args.slices)
     counts = {"finished": 0, "total": 0}
 
     def report(name, record, written):

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from napari_dmcr.cli import add_vgg19_weights_option, cancel_on_signals
+from napari_dmcr.cli import add_vgg19_weights_option, cancel_on_signals, preprocessing_text
 
 METHODS = ("dmcr", "yt")
 
@@ -140,7 +140,7 @@ def _run(args):
         f"{steps.estimate.summary()}"
     )
     for step in source["preprocessing"]:
-        print(f"  {_step_text(step)}")
+        print(f"  {preprocessing_text(step)}")
     started = time.perf_counter()
     with (
         cancel_on_signals(cancel),
@@ -195,12 +195,6 @@ def _save(out, result, voxel_size, sidecar, overwrite):
             f"the result was saved to {written}"
         )
         return written, False
-
-
-def _step_text(step):
-    if step["step"] == "threshold":
-        return f"{step['source']}: grey values thresholded at {step['value']:.4g} ({step['method']}; {step['rule']})"
-    return f"{step['source']}: values renumbered {step['mapping']}"
 
 
 def _load_target(args):
