@@ -206,3 +206,12 @@ def test_a_grey_slice_is_thresholded_with_a_note_wherever_slices_are_read(tmp_pa
     assert main(["characterize", str(tmp_path / "grey.npy"), "--no-gram", "--out", str(tmp_path / "d.npz")]) == 0
     out = capsys.readouterr().out
     assert "grey.npy: grey values thresholded at" in out and "(otsu;" in out
+
+
+def test_an_ensemble_another_run_is_writing_is_refused_at_once(tmp_path, files, capsys):
+    out = tmp_path / "e"
+    out.mkdir()
+    (out / "ensemble.json.lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # a live run's lock
+    assert main(["ensemble", files["slice"], "--shape", "8", "8", "8", "--out", str(out)]) == 2
+    assert "realizations" not in _one_line_error(capsys, "another run is writing it").out
+    assert sorted(p.name for p in out.iterdir()) == ["ensemble.json.lock"]

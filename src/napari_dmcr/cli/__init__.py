@@ -149,6 +149,21 @@ def moduli_settings(args):
     return {"material": args.material, "young": args.young, "poisson": args.poisson}
 
 
+@contextlib.contextmanager
+def _interrupt_on_sigterm():
+    """SIGTERM (what batch schedulers send) stops a command as Ctrl-C does, so that its temporary
+    files and its output's lock are cleaned up; reconstruct and ensemble cancel instead."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _show_warning(command, message, category, filename, lineno, file=None, line=None):
     """A warning as one line of the command's output, without the library's source line."""
     print(f"dmcr {command}: warning: {message}", file=sys.stderr)
@@ -163,7 +178,7 @@ def main(argv=None) -> int:
         # The weight loader looks here before the cache: the whole run uses this file.
         os.environ[ENV_VARIABLE] = args.vgg19_weights
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _interrupt_on_sigterm():
             warnings.showwarning = functools.partial(_show_warning, args.command)
             return args.run(args) or 0
     except InputError as error:

@@ -38,6 +38,9 @@ def add_parser(subparsers):
 def run(args):
     from napari_dmcr.cli import read_slices
     from napari_dmcr.ensembles import run_ensemble
+    from napari_dmcr.ensembles.run import SUMMARY
+    from napari_dmcr.io.atomic import output_lock
+    from napari_dmcr.io.writers import make_output_folder
     from napari_dmcr.progress import Cancelled, CancelToken
 
     targets = read_slices(args.slices)
@@ -57,8 +60,9 @@ def run(args):
         )
 
     cancel = CancelToken()
+    make_output_folder(args.out)  # a file or an unwritable place is refused before the lock is made there
     try:
-        with cancel_on_signals(cancel) as received:
+        with output_lock(Path(args.out) / SUMMARY), cancel_on_signals(cancel) as received:
             summary = run_ensemble(
                 targets,
                 tuple(args.shape),

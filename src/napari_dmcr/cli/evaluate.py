@@ -52,8 +52,8 @@ def run(args):
     from napari_dmcr.io.atomic import output_lock
     from napari_dmcr.io.writers import check_output_path
 
-    check_output_path(args.out, overwrite=args.overwrite)  # before any work
-    with output_lock(args.out):
+    with output_lock(args.out):  # checked under the lock: a run ending meanwhile is not replaced
+        check_output_path(args.out, overwrite=args.overwrite)  # before any work
         _run(args)
 
 

@@ -66,7 +66,8 @@ def run(args):
     source = Path(args.volume)
     out, fmt = _output(args, source)
     cylinder = _check_flac_options(args) if fmt == "f3grid" else False
-    with output_lock(out):
+    with output_lock(out):  # checked under the lock: a run ending meanwhile is not replaced
+        _check_free(args, out, fmt)
         labels = read_labels(source, args, ndim=3, raw_shape=args.raw_shape, raw_dtype=args.raw_dtype)
         voxel_size = _voxel_size(args, source)
         if fmt == "f3grid":
@@ -76,11 +77,19 @@ def run(args):
     return 0
 
 
+def _check_free(args, out, fmt):
+    """The outputs may be written: new, or replaced with --overwrite."""
+    from napari_dmcr.io.writers import check_output_path
+
+    check_output_path(out, overwrite=args.overwrite)
+    if fmt == "f3grid" and not args.no_f3dat:
+        check_output_path(out.with_suffix(".f3dat"), overwrite=args.overwrite)
+
+
 def _output(args, source):
     """The output file and format, checked before any work (with the voxel size, when given)."""
     from napari_dmcr.checks import positive_number
     from napari_dmcr.errors import InputError
-    from napari_dmcr.io.writers import check_output_path
 
     out = Path(args.out) if args.out else None
     fmt = args.format
@@ -96,9 +105,6 @@ def _output(args, source):
         out = source.with_suffix(FORMATS[fmt])
     if out.resolve() == source.resolve():
         raise InputError(f"{out} is the input file; choose another --out")
-    check_output_path(out, overwrite=args.overwrite)
-    if fmt == "f3grid" and not args.no_f3dat:
-        check_output_path(out.with_suffix(".f3dat"), overwrite=args.overwrite)
     if args.voxel_size is not None:
         positive_number("--voxel-size", args.voxel_size)
     return out, fmt

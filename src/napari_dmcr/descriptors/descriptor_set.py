@@ -163,6 +163,8 @@ def _s3_by_strips(field, limit_to, periodic, cancel):
         field = field[:, 0]
     n, h, w = field.shape
     positions = h - limit_to + 1  # rows of window origins
+    if positions < 1:
+        return s3(field, limit_to, periodic=False)  # too few rows: its own error says so
     rows = max(1, STRIP_PIXELS // w)
     total = 0.0
     for start in range(0, positions, rows):

@@ -88,7 +88,11 @@ def output_lock(path):
         if lock.exists() and _stale(lock):
             lock.unlink(missing_ok=True)
         with open(lock, "x") as handle:  # exclusive: of two runs started together, one gets it
-            handle.write(f"{os.getpid()} {socket.gethostname()}\n")
+            try:
+                handle.write(f"{os.getpid()} {socket.gethostname()}\n")
+            except OSError:
+                lock.unlink(missing_ok=True)  # an empty lock would never be taken over
+                raise
     except FileExistsError:
         raise InputError(
             f"{path}: another run is writing it (its lock {lock} exists); choose another output, "

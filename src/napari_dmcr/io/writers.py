@@ -160,7 +160,7 @@ def write_volume(path, labels, *, voxel_size=1.0, parameters=None, overwrite=Tru
                 sidecar_written = True
     except FileExistsError:
         if sidecar_written:  # the volume's name was taken after the sidecar's: no record of ours beside it
-            sidecar_path(path).unlink()
+            sidecar_path(path).unlink(missing_ok=True)
         raise
     return path
 

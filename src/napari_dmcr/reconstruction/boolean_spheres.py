@@ -95,7 +95,7 @@ def fit_sphere_radii(images, grain, periodic=False, longest=None):
     return ladder[keep], intensities[keep], rms
 
 
-def boolean_spheres(images, grain, shape, seed=0, *, periodic=False):
+def boolean_spheres(images, grain, shape, seed=0, *, periodic=False, longest=None):
     """A boolean 3D volume of label ``grain``: periodic overlapping spheres fitted to the images.
 
     Parameters
@@ -109,13 +109,15 @@ def boolean_spheres(images, grain, shape, seed=0, *, periodic=False):
         Seed of the sphere centres.
     periodic : bool
         Treat the target images as periodic.
+    longest : int, optional
+        Largest S2 lag fitted (default: the largest side of ``shape``; see :func:`~.level_cut.target_s2`).
 
     Returns
     -------
     numpy.ndarray of bool
         True on ``round(fraction * size)`` voxels, the fraction of ``grain`` in the images.
     """
-    radii, intensities, _ = fit_sphere_radii(images, grain, periodic, longest=max(shape))
+    radii, intensities, _ = fit_sphere_radii(images, grain, periodic, longest=longest or max(shape))
     rng = np.random.default_rng(int(seed))
     sides = np.array(shape)
     depth = np.full(shape, -np.inf)

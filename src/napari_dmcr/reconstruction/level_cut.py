@@ -91,16 +91,19 @@ def target_s2(images, phase, periodic=False, longest=None):
     The last few results are kept by the images' contents: every candidate start fits the same
     target's S2 (seconds each for a 5000-pixel slice).
     """
+    images = list({id(image): image for image in images}.values())  # an isotropic target's image once
     max_lag = (min(min(image.shape) for image in images) - 1) // 2  # periodic lags stay below half
     max_lag = max_lag if longest is None else min(max_lag, int(longest))
     key = (tuple(_digest(np.asarray(image) == phase) for image in images), bool(periodic))
-    if key not in _S2_CACHE or _S2_CACHE[key].size <= max_lag:  # a longer profile holds the shorter one
+    profile = _S2_CACHE.get(key)
+    if profile is None or profile.size <= max_lag:  # a longer profile holds the shorter one
         fields = [torch.as_tensor(np.asarray(image) == phase, dtype=torch.float64) for image in images]
+        profile = torch.stack([s2_radial(field, max_lag, periodic) for field in fields]).mean(0).numpy()
         _S2_CACHE.pop(key, None)
-        _S2_CACHE[key] = torch.stack([s2_radial(field, max_lag, periodic) for field in fields]).mean(0).numpy()
+        _S2_CACHE[key] = profile
         while len(_S2_CACHE) > S2_CACHE_SIZE:
-            _S2_CACHE.pop(next(iter(_S2_CACHE)))  # the oldest
-    return _S2_CACHE[key][: max_lag + 1].copy()
+            _S2_CACHE.pop(next(iter(_S2_CACHE)), None)  # the oldest
+    return profile[: max_lag + 1].copy()
 
 
 def _digest(mask):
@@ -108,7 +111,7 @@ def _digest(mask):
     return mask.shape, hashlib.blake2b(np.packbits(mask)).hexdigest()
 
 
-def gaussian_level_cut(images, phase, shape, seed=0, *, periodic=False):
+def gaussian_level_cut(images, phase, shape, seed=0, *, periodic=False, longest=None):
     """A boolean 2D/3D image of ``phase``: the level cut of a Gaussian field fitted to the targets.
 
     Parameters
@@ -123,13 +126,15 @@ def gaussian_level_cut(images, phase, shape, seed=0, *, periodic=False):
         Seed of the white noises.
     periodic : bool
         Treat the target images as periodic.
+    longest : int, optional
+        Largest S2 lag fitted (default: the largest side of ``shape``; see :func:`target_s2`).
 
     Returns
     -------
     numpy.ndarray of bool
         True on ``round(fraction * size)`` voxels, the lowest values of the field.
     """
-    s2 = target_s2(images, phase, periodic, longest=max(shape))
+    s2 = target_s2(images, phase, periodic, longest=longest or max(shape))
     fraction = float(s2[0])
     widths, weights = correlation_mixture(gaussian_correlation(s2, fraction))
     generator = torch.Generator().manual_seed(int(seed))

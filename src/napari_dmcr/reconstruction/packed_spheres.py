@@ -89,7 +89,7 @@ def sphere_packing(radii, weights, shape, fraction, seed=0, max_overlap=MAX_OVER
     return depth, cover
 
 
-def packed_spheres(images, grain, shape, seed=0, *, periodic=False):
+def packed_spheres(images, grain, shape, seed=0, *, periodic=False, longest=None):
     """A boolean 3D volume of label ``grain``: a consolidated sphere packing fitted to the images.
 
     Parameters
@@ -102,13 +102,15 @@ def packed_spheres(images, grain, shape, seed=0, *, periodic=False):
     seed : int
     periodic : bool
         Treat the target images as periodic.
+    longest : int, optional
+        Largest S2 lag fitted (default: the largest side of ``shape``; see :func:`~.level_cut.target_s2`).
 
     Returns
     -------
     numpy.ndarray of bool
         True on ``round(fraction * size)`` voxels, the fraction of ``grain`` in the images.
     """
-    radii, intensities, _ = fit_sphere_radii(images, grain, periodic, longest=max(shape))
+    radii, intensities, _ = fit_sphere_radii(images, grain, periodic, longest=longest or max(shape))
     fraction = float(np.mean([np.mean(image == grain) for image in images]))
     side = min(JUDGED_SIDE, *(min(image.shape) for image in images))
     target = target_s2([image == grain for image in images], True, periodic, longest=max(*shape, side))

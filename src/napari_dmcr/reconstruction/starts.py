@@ -116,21 +116,23 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
         None) and ``distances`` (every candidate's :func:`shape_distance`).
     """
     labels = sorted(np.unique(np.concatenate([np.unique(image) for image in images])).tolist())
+    window = min(JUDGED_SIDE, *(min(image.shape) for image in images))
+    # One S2 range for the judged and the final build: the start judged is the start used.
+    fit = {"periodic": periodic, "longest": max(*shape, window)}
     builders = {}
     if "gaussian" in models:
-        builders["gaussian"] = (lambda size: gaussian_level_cut(images, phase, size, seed, periodic=periodic), None)
+        builders["gaussian"] = (lambda size: gaussian_level_cut(images, phase, size, seed, **fit), None)
     for model in (m for m in models if m in GRAIN_MODELS and len(shape) == 3):
         for grain in labels:
 
             def grains_of(size, grain=grain, place=GRAIN_MODELS[model]):
-                grains = place(images, grain, size, seed, periodic=periodic)
+                grains = place(images, grain, size, seed, **fit)
                 return grains if grain == phase else ~grains
 
             builders[f"{model} of {grain}"] = (grains_of, grain)
     if len(builders) == 1:
         name, (build, grain) = next(iter(builders.items()))
         return build(tuple(shape)), {"model": name.split()[0], "grains": grain, "distances": {}}
-    window = min(JUDGED_SIDE, *(min(image.shape) for image in images))
     judged_shape = (window,) * 3
     other = next(label for label in labels if label != phase)
     target = slice_shapes(images, phase, window, cancel)

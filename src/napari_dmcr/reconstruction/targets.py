@@ -44,7 +44,7 @@ class Target:
     images: list
     labels: list
     characterization: dict | None = None
-    cache: dict = field(default_factory=dict, repr=False)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def isotropic(self):
