@@ -215,3 +215,18 @@ def test_an_ensemble_another_run_is_writing_is_refused_at_once(tmp_path, files, 
     assert main(["ensemble", files["slice"], "--shape", "8", "8", "8", "--out", str(out)]) == 2
     assert "realizations" not in _one_line_error(capsys, "another run is writing it").out
     assert sorted(p.name for p in out.iterdir()) == ["ensemble.json.lock"]
+
+
+def test_an_output_lock_checks_the_output_before_and_while_it_is_held(tmp_path):
+    from napari_dmcr.errors import InputError
+
+    held = []
+
+    def check():
+        held.append((tmp_path / "core.npy.lock").exists())
+        if len(held) == 2:  # a run that ended meanwhile made the output
+            raise InputError("core.npy exists")
+
+    with pytest.raises(InputError, match="exists"), output_lock(tmp_path / "core.npy", check=check):
+        pass
+    assert held == [False, True] and not (tmp_path / "core.npy.lock").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from napari_dmcr.cli import (
@@ -52,8 +53,7 @@ def run(args):
     from napari_dmcr.io.atomic import output_lock
     from napari_dmcr.io.writers import check_output_path
 
-    with output_lock(args.out):  # checked under the lock: a run ending meanwhile is not replaced
-        check_output_path(args.out, overwrite=args.overwrite)  # before any work
+    with output_lock(args.out, check=functools.partial(check_output_path, args.out, overwrite=args.overwrite)):
         _run(args)
 
 

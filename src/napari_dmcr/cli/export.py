@@ -66,8 +66,7 @@ def run(args):
     source = Path(args.volume)
     out, fmt = _output(args, source)
     cylinder = _check_flac_options(args) if fmt == "f3grid" else False
-    with output_lock(out):  # checked under the lock: a run ending meanwhile is not replaced
-        _check_free(args, out, fmt)
+    with output_lock(out, check=lambda: _check_free(args, out, fmt)):
         labels = read_labels(source, args, ndim=3, raw_shape=args.raw_shape, raw_dtype=args.raw_dtype)
         voxel_size = _voxel_size(args, source)
         if fmt == "f3grid":

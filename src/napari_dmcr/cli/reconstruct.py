@@ -121,8 +121,7 @@ def run(args):
     from napari_dmcr.io.writers import check_volume_output
 
     # A run whose result cannot be written, or that another run is writing, does not start.
-    with output_lock(args.out):
-        check_volume_output(args.out, args.voxel_size, overwrite=args.overwrite)
+    with output_lock(args.out, check=lambda: check_volume_output(args.out, args.voxel_size, overwrite=args.overwrite)):
         return _run(args)
 
 

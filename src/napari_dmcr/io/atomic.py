@@ -77,12 +77,18 @@ def write_json(path, data, *, overwrite=True):
 
 
 @contextlib.contextmanager
-def output_lock(path):
+def output_lock(path, check=None):
     """Hold ``<path>.lock`` while a run makes ``path``, so that a second run with the same output
     fails at once instead of replacing the first one's result. The lock goes at the end, also
-    on an error or a cancel; one left by a process that no longer runs is taken over."""
+    on an error or a cancel; one left by a process that no longer runs is taken over.
+
+    ``check()``, when given, checks the output: before the lock is made (its errors say what is
+    wrong with the path) and again once it is held (an output that a run ending meanwhile made
+    is not replaced)."""
     path = Path(path)
     lock = path.with_name(path.name + ".lock")
+    if check is not None:
+        check()
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         if lock.exists() and _stale(lock):
@@ -103,6 +109,8 @@ def output_lock(path):
             f"{path}: cannot write in {lock.parent} ({error.strerror or error}); choose another output"
         ) from None
     try:
+        if check is not None:
+            check()
         yield
     finally:
         lock.unlink(missing_ok=True)
