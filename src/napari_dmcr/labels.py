@@ -75,6 +75,11 @@ def neighbourhood(ndim, connectivity):
     return generate_binary_structure(ndim, connectivity)
 
 
+def distinct_images(images):
+    """``images`` with each array once, in order: an isotropic target repeats one image per direction."""
+    return list({id(image): image for image in images if image is not None}.values())
+
+
 def phase_labels(labels):
     """The sorted distinct labels of a labeled image, as Python ints."""
     return [int(v) for v in np.unique(np.asarray(labels))]

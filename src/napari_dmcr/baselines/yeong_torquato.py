@@ -35,9 +35,9 @@ from napari_dmcr.baselines.annealing_kernels import (
 from napari_dmcr.baselines.annealing_result import AnnealingResult
 from napari_dmcr.baselines.annealing_settings import check_annealing_settings
 from napari_dmcr.errors import InputError
-from napari_dmcr.labels import check_labels
+from napari_dmcr.labels import check_labels, distinct_images
 from napari_dmcr.progress import CancelToken, ProgressStep, RunSteps, Throttle, drain
-from napari_dmcr.reconstruction.cost import check_memory, estimate_run
+from napari_dmcr.reconstruction.cost import check_memory, estimate_settings
 
 # Trial swaps per kernel call: a cancel takes effect within one batch, and the Python overhead
 # between batches stays well under 1% of the time.
@@ -141,13 +141,9 @@ def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = 
     """
     # The options and their defaults live in check_annealing_settings (one home).
     settings = check_annealing_settings(target, shape, initial_given=initial is not None, **options)
-    distinct = {id(image): image for image in settings.images}
-    sizes = {"max_lag": settings.max_lag, "target_pixels": sum(image.size for image in distinct.values())}
-    check_memory(settings.shape, method="yeong-torquato", **sizes)
-    swaps_per_voxel = settings.max_swaps / math.prod(settings.shape)
-    estimate = estimate_run(
-        settings.shape, (), method="yeong-torquato", device="cpu", iterations=swaps_per_voxel, **sizes
-    )
+    pixels = sum(image.size for image in distinct_images(settings.images))
+    check_memory(settings.shape, method="yeong-torquato", max_lag=settings.max_lag, target_pixels=pixels)
+    estimate = estimate_settings(settings, "yt")
     shape, phase, n_phase = settings.shape, settings.phase, settings.n_phase
     indicators = [image == phase for image in settings.images]
     target_s2 = _target_profiles(indicators, len(shape), settings.max_lag, settings.isotropic, settings.target_periodic)

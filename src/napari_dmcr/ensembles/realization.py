@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
@@ -25,28 +24,6 @@ def check_realization(target, shape, method="dmcr", options=None):
     from napari_dmcr.reconstruction.settings import check_settings
 
     return check_settings(target, shape, **options)
-
-
-def estimate_realization(settings, method="dmcr"):
-    """The cost model's time and memory of one realization (a
-    :class:`~napari_dmcr.reconstruction.cost.RunEstimate`), from its checked settings."""
-    from napari_dmcr.reconstruction.cost import estimate_run
-
-    shape = tuple(settings.shape)
-    if method == "yt":
-        swaps_per_voxel = settings.max_swaps / math.prod(shape)
-        return estimate_run(
-            shape, (), method="yeong-torquato", device="cpu", iterations=swaps_per_voxel, max_lag=settings.max_lag
-        )
-    return estimate_run(
-        shape,
-        settings.specs,
-        method="differentiable",
-        device=settings.device,
-        iterations=settings.max_iter,
-        levels=settings.levels,
-        chunk_size=settings.chunk_size,
-    )
 
 
 def realize(target, shape, seed, method="dmcr", options=None, properties=None):

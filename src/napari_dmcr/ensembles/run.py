@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from napari_dmcr.checks import positive_integer, whole_number
-from napari_dmcr.ensembles.realization import check_realization, estimate_realization, realize
+from napari_dmcr.ensembles.realization import check_realization, realize
 from napari_dmcr.errors import InputError
 from napari_dmcr.io.atomic import write_json
 from napari_dmcr.io.writers import file_sha256, make_output_folder, read_sidecar, sidecar_path, write_volume
 from napari_dmcr.progress import Cancelled
 from napari_dmcr.properties.summary import PER_AXIS, check_properties_settings
-from napari_dmcr.reconstruction.cost import _bytes_text, _seconds_text
+from napari_dmcr.reconstruction.cost import _bytes_text, _seconds_text, estimate_settings
 
 SUMMARY = "ensemble.json"
 SCHEDULER_TIMEOUT_S = 5  # a wrong or unreachable scheduler address fails within this
@@ -294,7 +294,7 @@ def run_ensemble(
 def _estimate(settings, method, realizations, workers):
     """The :class:`EnsembleEstimate` of ``realizations`` runs with these settings (one per slice);
     ``workers`` None for an existing scheduler's."""
-    seconds_each = max(estimate_realization(checked, method).seconds for checked in settings)
+    seconds_each = max(estimate_settings(checked, method).seconds for checked in settings)
     volume_bytes = math.prod(settings[0].shape) + 128  # uint8 labels and the .npy header
     return EnsembleEstimate(
         realizations=realizations,

@@ -170,6 +170,37 @@ def estimate_run(
     )
 
 
+def estimate_settings(settings, method="dmcr", chunk_size=None):
+    """The :class:`RunEstimate` of a run from its checked settings (of the differentiable engine,
+    ``method="dmcr"``, or of Yeong-Torquato, ``"yt"``), the target images counted: what both
+    engines state before they start and an ensemble's banner adds up."""
+    from napari_dmcr.labels import distinct_images
+
+    shape = tuple(settings.shape)
+    if method == "yt":
+        pixels = sum(image.size for image in distinct_images(settings.images))
+        swaps_per_voxel = settings.max_swaps / math.prod(shape)
+        return estimate_run(
+            shape,
+            (),
+            method="yeong-torquato",
+            device="cpu",
+            iterations=swaps_per_voxel,
+            max_lag=settings.max_lag,
+            target_pixels=pixels,
+        )
+    return estimate_run(
+        shape,
+        settings.specs,
+        method="differentiable",
+        device=settings.device,
+        iterations=settings.max_iter,
+        levels=settings.levels,
+        chunk_size=chunk_size or settings.chunk_size,
+        target_pixels=settings.target.pixels,
+    )
+
+
 def check_memory(
     shape, specs=(), *, method="differentiable", device="cpu", chunk_size=None, max_lag=None, target_pixels=0
 ):

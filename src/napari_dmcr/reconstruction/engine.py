@@ -29,7 +29,12 @@ import torch
 from napari_dmcr.errors import DeviceMemoryError
 from napari_dmcr.progress import Cancelled, CancelToken, RunSteps, Throttle, drain
 from napari_dmcr.reconstruction.allocator import reuse_freed_memory
-from napari_dmcr.reconstruction.cost import check_memory, default_chunk_size, estimate_bytes_per_slice, estimate_run
+from napari_dmcr.reconstruction.cost import (
+    check_memory,
+    default_chunk_size,
+    estimate_bytes_per_slice,
+    estimate_settings,
+)
 from napari_dmcr.reconstruction.loss import level_loss, shape_at_level
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb, run_lbfgsb_torch
 from napari_dmcr.reconstruction.phases import Phases
@@ -149,17 +154,14 @@ def reconstruct(target, shape, *, cancel=None, **options):
     cancel = cancel or CancelToken()
     slice_shape = settings.shape if len(settings.shape) == 2 else tuple(sorted(settings.shape)[1:])
     chunk_size = settings.chunk_size or default_chunk_size(settings.specs, slice_shape, settings.memory_budget_gb)
-    sizes = {"chunk_size": chunk_size, "target_pixels": settings.target.pixels}
-    check_memory(settings.shape, settings.specs, device=settings.device, **sizes)
-    estimate = estimate_run(
+    check_memory(
         settings.shape,
         settings.specs,
-        method="differentiable",
         device=settings.device,
-        iterations=settings.max_iter,
-        levels=settings.levels,
-        **sizes,
+        chunk_size=chunk_size,
+        target_pixels=settings.target.pixels,
     )
+    estimate = estimate_settings(settings, chunk_size=chunk_size)
     if settings.device == "cpu":
         reuse_freed_memory()
     return RunSteps(relay(lambda emit: _deterministic(_run, settings, chunk_size, cancel, emit), cancel), estimate)

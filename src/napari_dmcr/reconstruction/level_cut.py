@@ -35,6 +35,7 @@ import torch
 from scipy import optimize, special
 
 from napari_dmcr.descriptors.two_point import s2_radial
+from napari_dmcr.labels import distinct_images
 from napari_dmcr.reconstruction.field_maps import periodic_gaussian
 
 WIDTHS = np.geomspace(1.5, 32.0, 30)  # filter widths of the correlation mixture, in voxels (narrower ones
@@ -91,7 +92,7 @@ def target_s2(images, phase, periodic=False, longest=None):
     The last few results are kept by the images' contents: every candidate start fits the same
     target's S2 (seconds each for a 5000-pixel slice).
     """
-    images = list({id(image): image for image in images}.values())  # an isotropic target's image once
+    images = distinct_images(images)
     max_lag = (min(min(image.shape) for image in images) - 1) // 2  # periodic lags stay below half
     max_lag = max_lag if longest is None else min(max_lag, int(longest))
     key = (tuple(_digest(np.asarray(image) == phase) for image in images), bool(periodic))

@@ -17,7 +17,7 @@ import numpy as np
 
 from napari_dmcr.descriptors.characterize import load_descriptors
 from napari_dmcr.errors import InputError
-from napari_dmcr.labels import check_labels, phase_labels
+from napari_dmcr.labels import check_labels, distinct_images, phase_labels
 
 AXIS_NAMES = ("z", "y", "x")
 MAX_LABELS = 16
@@ -53,8 +53,7 @@ class Target:
     @property
     def pixels(self):
         """Pixels of the distinct target images (0 for a descriptor file)."""
-        distinct = {id(image): image for image in self.images if image is not None}
-        return sum(image.size for image in distinct.values())
+        return sum(image.size for image in distinct_images(self.images))
 
     def fractions(self):
         """Mean fraction of every label over the target images (one value per label)."""
@@ -129,8 +128,7 @@ def make_target(target, ndim):
     else:
         image = _check_image(target, "target image")
         images = [image] * (3 if ndim == 3 else 1)
-    distinct = {id(image): image for image in images}.values()  # an isotropic target's one image, once
-    labels = sorted(set().union(*(phase_labels(image) for image in distinct)))
+    labels = sorted(set().union(*(phase_labels(image) for image in distinct_images(images))))
     if len(labels) < 2:
         raise InputError(f"the target has a single label {labels}; it needs two or more phases")
     return Target(images=images, labels=labels)
