@@ -5,7 +5,7 @@ is reconstructed to a ``--size``^3 core by each recipe, and the core's unfitted 
 measures (:mod:`napari_dmcr.evaluation.structure`: percolation, clusters, Euler characteristic,
 chords, local thickness, specific surface, thin voxels, slice-to-slice spread, interface
 alignment, grains) are scored as z-scores against the spread of 8 true sub-volumes of the same
-size. A measure passes within 2 SD; percolation must match the truth's along every axis. The
+size (the sandstones: up to 16). A measure passes within 2 SD; percolation must match the truth's along every axis. The
 slices given are those of the source volume whose phase fraction is closest to its own (a user
 picks a representative slice; a single slice's fraction can be off by several SD of the truth's).
 
@@ -19,12 +19,16 @@ Truths (phase = the reconstructed phase, the minority; grains = the grain label,
 * ``blobs``: PoreSpy ``blobs`` (porosity 0.25, blobiness 1.5), a percolating pore network:
   slice from a 128^3 realization (seed 100), truths: the 8 octants of another (seed 1);
 * ``spheres``: PoreSpy ``polydisperse_spheres`` (porosity 0.6 asked, 0.57 made; radii normal
-  5 +- 1.5), overlapping spheres in a matrix, made as ``blobs``; phase 0 = grains = the spheres.
+  5 +- 1.5), overlapping spheres in a matrix, made as ``blobs``; phase 0 = grains = the spheres;
+* ``deepore``, ``yan``, ``rabbani``: three real sandstones (``../shared/data/README.md``; phase
+  1 = pore): the z slice of the top :data:`SLAB` layers' central 128x128 square chosen as above;
+  truths: up to :data:`SANDSTONE_TRUTHS` disjoint sub-volumes at least :data:`SLAB` voxels below
+  them (the slice is not part of any truth).
 
 Recipes: the presets (``cpu``, ``paper`` with VGG weights), Yeong-Torquato (``yt``), the
 default's fitted start alone without the optimizer (``start``) and any settings under trial
 (``RECIPES``). Each result records the wall time and its ratio to
-Yeong-Torquato's in the same run; with ``--properties`` also the phase's effective diffusivity
+Yeong-Torquato's in the same run; with ``--properties`` also the phase's effective diffusivity along each axis
 (what the core does in a transport simulation) and its z-score against the true sub-volumes,
 not counted among the passing measures. Each truth also records ``slice_implied``: the measures its
 input slice fixes by itself (the phase fraction, and the in-plane mean chords of both phases in
@@ -74,6 +78,16 @@ RESULTS = HERE / "results" / "fidelity3d.json"
 IMAGES = HERE.parent / "docs" / "images"
 SAMPLE_SIDE = 64  # the bundled sample (dmcr sample): a 64^3 volume
 SYNTHETIC_SIDE = 128  # PoreSpy truths: a 128x128 slice, true sub-volumes from 128^3
+# Real sandstones (../shared/data, axes z, y, x, 1 = pore): the slice is the 128x128 centre of a
+# z slice of the top SLAB layers, the truths are sub-volumes beneath, SLAB voxels or more away.
+SANDSTONES = {
+    "deepore": "deepore_sample_300.npy",
+    "yan": "yan2022_sandstone_256.npy",
+    "rabbani": "rabbani_pm101_200.npy",
+}
+SANDSTONE_SLICE = 128
+SLAB = 32
+SANDSTONE_TRUTHS = 16
 
 # Engine settings under trial, by name; "yt" is Yeong-Torquato.
 S3_VF = [DescriptorSpec("s3", limit_to=6, levels=2), DescriptorSpec("vf")]
@@ -86,6 +100,7 @@ RECIPES = {
     "gaussian": {"descriptors": "auto", "start": "gaussian"},
     "spheres": {"descriptors": "auto", "start": "spheres"},
     "packed": {"descriptors": "auto", "start": "packed"},  # asked for by name: auto never packs
+    "deposited": {"descriptors": "auto", "start": "deposited"},
     # Shorter polishes of the fitted start:
     "polish_10": {"descriptors": "auto", "max_iter": 10},
     "polish_15": {"descriptors": "auto", "max_iter": 15},
@@ -128,6 +143,24 @@ def _octants(volume, size):
     return [volume[z : z + size, y : y + size, x : x + size] for z in starts for y in starts for x in starts]
 
 
+def _slab(volume):
+    """The top :data:`SLAB` layers' central ``SANDSTONE_SLICE``-wide square: the z slices a
+    sandstone's input slice is chosen from."""
+    corner = (volume.shape[1] - SANDSTONE_SLICE) // 2
+    return volume[:SLAB, corner : corner + SANDSTONE_SLICE, corner : corner + SANDSTONE_SLICE]
+
+
+def _below_slab(volume, size):
+    """At most :data:`SANDSTONE_TRUTHS` disjoint ``size``^3 sub-volumes at least ``SLAB`` voxels
+    below the slab, spread evenly over the tiling."""
+    starts = [range(2 * SLAB, volume.shape[0] - size + 1, size)] + [
+        range(0, n - size + 1, size) for n in volume.shape[1:]
+    ]
+    corners = [(z, y, x) for z in starts[0] for y in starts[1] for x in starts[2]]
+    chosen = np.unique(np.linspace(0, len(corners) - 1, min(len(corners), SANDSTONE_TRUTHS)).round().astype(int))
+    return [volume[z : z + size, y : y + size, x : x + size] for z, y, x in (corners[k] for k in chosen)]
+
+
 def _orthogonal(volume, phase=None):
     """Slices normal to z, y and x in the engine's orientations: the middle ones, or with
     ``phase`` those whose fraction of it is closest to the volume's."""
@@ -146,6 +179,9 @@ def truths(name, data, size):
     if name == "berea":
         volume = np.load(Path(data) / "berea_dpm_pore_110.npy")
         return volume, _octants(volume, size), 1, None
+    if name in SANDSTONES:
+        volume = np.load(Path(data) / SANDSTONES[name])
+        return _slab(volume), _below_slab(volume, size), 1, None
     import porespy
 
     side = SYNTHETIC_SIDE
@@ -231,8 +267,8 @@ def _over_seeds(records):
 
 
 def phase_diffusivity(labels, phase):
-    """What a core does: the phase's effective diffusivity (D_eff / D), mean over z, y and x."""
-    return float(np.mean([diffusion(labels, phase, axis)["diffusivity"] for axis in range(3)]))
+    """What a core does: the phase's effective diffusivity (D_eff / D) along z, y and x."""
+    return {axis: float(diffusion(labels, phase, index)["diffusivity"]) for index, axis in enumerate("zyx")}
 
 
 def mid_slices_figure(path, rows):
@@ -279,8 +315,7 @@ def run_truth(name, args, results, save):
         slice_implied=slice_implied(slices["z"], phase, args.size, spread),
     )
     if args.properties:
-        values = [{"diffusivity": phase_diffusivity(v, phase)} for v in subvolumes]
-        entry["truth_diffusivity"] = truth_spread(values)["diffusivity"]
+        entry["truth_diffusivity"] = truth_spread([phase_diffusivity(v, phase) for v in subvolumes])
     rows = [("truth", subvolumes[0])]
     for recipe in args.recipes:
         for mode in args.modes:
@@ -293,7 +328,8 @@ def run_truth(name, args, results, save):
                 record.update(seconds=seconds, mode=mode, start_model=model, seed=seed)
                 if args.properties:  # beside the scored measures, not counted in "passing"
                     value, truth = phase_diffusivity(labels, phase), entry["truth_diffusivity"]
-                    record["diffusivity"] = {"value": value, "z": (value - truth["mean"]) / truth["sd"]}
+                    z = {axis: (value[axis] - truth[axis]["mean"]) / truth[axis]["sd"] for axis in value}
+                    record["diffusivity"] = {"value": value, "z": z}
                 records.append(record)
                 if len(records) == 1:
                     rows.append((f"{key} ({seconds:.0f} s)", labels))

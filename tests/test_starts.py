@@ -7,7 +7,7 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter
 from napari_dmcr.descriptors import s2_radial
 from napari_dmcr.reconstruction import run_reconstruction
 from napari_dmcr.reconstruction.boolean_spheres import boolean_spheres, fit_sphere_radii, union_volume
-from napari_dmcr.reconstruction.starts import fitted_start, slice_shapes
+from napari_dmcr.reconstruction.starts import MIN_PACKED, fitted_start, slice_shapes
 from napari_dmcr.samples import conglomerate_slice
 
 
@@ -54,11 +54,14 @@ def test_fit_recovers_the_radius_and_the_generated_spheres_have_its_s2():
 def test_the_start_is_spheres_for_grains_and_a_level_cut_for_blobs():
     grains = poisson_spheres(96, 5.0, 0.35, seed=1)[48].astype(np.uint8)  # label 1 = grains
     cut, choice = fitted_start([grains], 1, (24, 24, 24), seed=0)
-    assert (choice["model"], choice["grains"]) == ("spheres", 1) and set(choice["distances"]) == {
-        "gaussian",
-        "spheres of 0",
-        "spheres of 1",
-    }
+    # Deposited grains are a candidate for a label that fills MIN_PACKED of the slice (the rest here).
+    deposited = {"deposited of 0"} if np.mean(grains == 0) >= MIN_PACKED else set()
+    assert np.mean(grains == 1) < MIN_PACKED
+    assert (choice["model"], choice["grains"]) == ("spheres", 1)
+    assert set(choice["distances"]) == {"gaussian", "spheres of 0", "spheres of 1"} | deposited
+    # Asked for by name, deposited grains are built whatever the grains' fraction.
+    cut, choice = fitted_start([grains], 1, (24, 24, 24), seed=0, models=("deposited",))
+    assert choice["model"] == "deposited" and cut.sum() == round(grains.mean() * cut.size)
     noise = gaussian_filter(np.random.default_rng(2).standard_normal((96, 96)), 3.0, mode="wrap")
     blobs = (noise > np.quantile(noise, 0.7)).astype(np.uint8)
     cut, choice = fitted_start([blobs], 1, (32, 32, 32), seed=0)
@@ -131,7 +134,26 @@ def test_a_start_that_meets_the_target_residual_is_not_polished():
     options = {"seed": 0, "device": "cpu", "descriptors": "cpu"}
     met = run_reconstruction(image, (24, 24, 24), target_residual=1.0, **options)
     cut, _ = fitted_start([image], 1, (24, 24, 24), 0)
-    assert met.history == [] and np.array_equal(met.labels == 1, cut)
+    # The fitted start, but for the specks the slice does not show.
+    changed = np.count_nonzero((met.labels == 1) != cut)
+    assert met.history == [] and changed == met.parameters["speck_voxels_changed"] < 0.02 * cut.size
     assert any("met the target residual" in note for note in met.notes)
     polished = run_reconstruction(image, (24, 24, 24), target_residual=0.0, max_iter=3, **options)
     assert polished.history and not any("met the target residual" in note for note in polished.notes)
+
+
+def test_the_start_is_deposited_grains_for_a_real_sandstone(shared_data):
+    """DeePore's sandstone (pores label 1): its slices' angular pores joined by throats are told
+    from blobs and from overlapping spheres, and the deposited start's pores percolate as the
+    sandstone's do."""
+    from napari_dmcr.evaluation.structure import percolation
+
+    volume = np.load(shared_data / "deepore_sample_300.npy")
+    image = volume[6, 86:214, 86:214]  # the benchmark's slice (fidelity3d.py)
+    cut, choice = fitted_start([image], 1, (48, 48, 48), seed=0)
+    assert (choice["model"], choice["grains"]) == ("deposited", 0)
+    assert min(choice["distances"].values()) < 0.5 * min(
+        v for k, v in choice["distances"].items() if k != "deposited of 0"
+    )
+    assert cut.sum() == round(np.mean(image == 1) * cut.size)
+    assert all(percolation(cut.astype(np.uint8), 1))

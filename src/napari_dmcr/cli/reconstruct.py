@@ -70,12 +70,19 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--start",
-        choices=("auto", "gaussian", "spheres", "packed", "random"),  # schedule.STARTS, without its imports
+        choices=(
+            "auto",
+            "gaussian",
+            "spheres",
+            "deposited",
+            "packed",
+            "random",
+        ),  # schedule.STARTS, without its imports
         default="auto",
-        help="start field: a model fitted to S2 (level cut of a Gaussian field, overlapping "
-        "spheres, or a packing of spheres for grains that touch), or noise (random); auto = the "
-        "level cut or the overlapping spheres, whichever's slices look more like the target, for "
-        "two phases (default: %(default)s)",
+        help="start field: a model fitted to the slice (level cut of a Gaussian field, overlapping "
+        "spheres, deposited and cemented grains, or a packing of spheres for grains that touch), "
+        "or noise (random); auto = of the first three, the one whose slices look most like the "
+        "target, for two phases (default: %(default)s)",
     )
     parser.add_argument(
         "--max-iter",

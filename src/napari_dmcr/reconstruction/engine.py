@@ -39,7 +39,12 @@ from napari_dmcr.reconstruction.loss import level_loss, shape_at_level
 from napari_dmcr.reconstruction.optimizers import StopOptimization, run_adam, run_lbfgsb, run_lbfgsb_torch
 from napari_dmcr.reconstruction.phases import Phases
 from napari_dmcr.reconstruction.relay import relay
-from napari_dmcr.reconstruction.result import ReconstructionResult, keep_the_network, progress_step
+from napari_dmcr.reconstruction.result import (
+    ReconstructionResult,
+    keep_the_network,
+    progress_step,
+    remove_excess_specks,
+)
 from napari_dmcr.reconstruction.schedule import planned_iterations, stages
 from napari_dmcr.reconstruction.settings import check_settings
 from napari_dmcr.reconstruction.starts import AUTO_MODELS, fitted_start
@@ -119,11 +124,12 @@ def reconstruct(target, shape, *, cancel=None, **options):
         Weight of the 3D term that holds the volume's S2 along every 3D vector to the target's
         radial S2 (one target image, 3D only; 0 turns it off; see
         :mod:`napari_dmcr.reconstruction.isotropy`).
-    start : {"auto", "gaussian", "spheres", "packed", "random"}
-        The start field: a structural model fitted to the target's S2 (seeded) — the level cut
-        of a Gaussian random field, overlapping spheres of either label (3D), or a consolidated
-        packing of spheres for grains that touch (3D; never chosen by "auto") — or noise
-        around the phase fraction. "auto": of the first two, the one whose slices look most like
+    start : {"auto", "gaussian", "spheres", "deposited", "packed", "random"}
+        The start field: a structural model fitted to the target (seeded) — the level cut of a
+        Gaussian random field, overlapping spheres of either label (3D), grains deposited under
+        gravity and cemented (3D, a sandstone), or a consolidated packing of spheres for grains
+        that touch (3D; never chosen by "auto") — or noise around the phase fraction. "auto":
+        of the first three, the one whose slices look most like
         the target (see :mod:`napari_dmcr.reconstruction.starts`; the choice is recorded in
         ``parameters["start_model"]``) for two-phase target images, else random. ``initial``,
         when given, is the start instead.
@@ -380,6 +386,8 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
     # percolate where the isotropic start did).
     if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and settings.target.isotropic:
         labels, field = keep_the_network(phases, record, labels, field, parameters)
+        if not phases.multiphase:
+            labels = remove_excess_specks(phases, record, labels, field, settings.target.images, parameters)
     final_loss = level_loss(settings, phases, 0, chunk_size)  # no cancel token: a cancelled run is scored too
     weighted, residual, final_errors = _labels_score(final_loss, settings, phases, labels)
     # Mean over the directions (a small direction may have dropped a descriptor).

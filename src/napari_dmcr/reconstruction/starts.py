@@ -1,9 +1,11 @@
 """The start of a reconstruction: a structural model fitted to the target, chosen by its slices.
 
-Two models carry a target's S2 into 3D with shapes of their own: the level cut of a Gaussian
-random field (:mod:`~napari_dmcr.reconstruction.level_cut`: blobs and networks of any shape) and
+Three models carry a target into 3D with shapes of their own: the level cut of a Gaussian
+random field (:mod:`~napari_dmcr.reconstruction.level_cut`: blobs and networks of any shape),
 overlapping spheres of either label (:mod:`~napari_dmcr.reconstruction.boolean_spheres`: round
-grains in a connected rest). A third, a consolidated packing of spheres
+grains in a connected rest) and grains deposited under gravity, compacted and cemented
+(:mod:`~napari_dmcr.reconstruction.deposited_grains`: a sandstone's angular pores joined by
+throats; for a label that is at least :data:`MIN_PACKED` of the images). A fourth, a consolidated packing of spheres
 (:mod:`~napari_dmcr.reconstruction.packed_spheres`: grains that touch), is built only when asked
 for: its slices are not told apart from those of overlapping spheres by the statistics below.
 Each model is realized in a cube as wide as the target images (at most :data:`JUDGED_SIDE`:
@@ -27,14 +29,16 @@ import numpy as np
 from skimage import measure
 
 from napari_dmcr.reconstruction.boolean_spheres import boolean_spheres
+from napari_dmcr.reconstruction.deposited_grains import deposited_grains
 from napari_dmcr.reconstruction.level_cut import gaussian_level_cut
 from napari_dmcr.reconstruction.packed_spheres import packed_spheres
 
-MODELS = ("gaussian", "spheres", "packed")
-AUTO_MODELS = ("gaussian", "spheres")  # the candidates of start="auto"
-GRAIN_MODELS = {"spheres": boolean_spheres, "packed": packed_spheres}  # 3D only
+MODELS = ("gaussian", "spheres", "deposited", "packed")
+AUTO_MODELS = ("gaussian", "spheres", "deposited")  # the candidates of start="auto"
+GRAIN_MODELS = {"spheres": boolean_spheres, "deposited": deposited_grains, "packed": packed_spheres}  # 3D only
+MIN_PACKED = 0.7  # least grain fraction of a deposited start: a pile (about 0.6) plus cement
 MIN_AREA = 10  # clusters smaller than this (pixels) are specks, not shapes
-SLICES_JUDGED = 8  # z slices of a candidate compared with the targets
+SLICES_JUDGED = 32  # z slices of a candidate compared with the targets (8 let one realization's noise decide)
 JUDGED_SIDE = 128  # largest side of the cube in which candidates are compared
 MAX_WINDOWS = 32  # windows of the targets measured: a 2048-pixel CT slice holds 256 (minutes of regionprops)
 
@@ -101,7 +105,7 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
     shape : tuple of int
         Output shape; spheres are a 3D model, a 2D shape has only the Gaussian level cut.
     seed : int
-    models : sequence of {"gaussian", "spheres", "packed"}
+    models : sequence of {"gaussian", "spheres", "deposited", "packed"}
     periodic : bool
         Treat the target images as periodic.
     cancel : CancelToken, optional
@@ -124,6 +128,9 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
         builders["gaussian"] = (lambda size: gaussian_level_cut(images, phase, size, seed, **fit), None)
     for model in (m for m in models if m in GRAIN_MODELS and len(shape) == 3):
         for grain in labels:
+            packed = np.mean([np.mean(image == grain) for image in images]) >= MIN_PACKED
+            if model == "deposited" and len(models) > 1 and not packed:
+                continue  # a cemented pile is mostly grain (asked for by name, it is built)
 
             def grains_of(size, grain=grain, place=GRAIN_MODELS[model]):
                 grains = place(images, grain, size, seed, **fit)

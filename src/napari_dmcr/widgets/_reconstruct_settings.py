@@ -49,8 +49,8 @@ class SettingsMixin:
             label="start",
             choices=list(STARTS),
             value="auto",
-            tooltip="auto: a model fitted to the slice (blobs or overlapping spheres); packed: "
-            "for grains that touch (conglomerates, sandstones); random: noise, many iterations",
+            tooltip="auto: a model fitted to the slice (blobs, overlapping spheres or deposited grains); "
+            "packed: for grains that touch (conglomerates); random: noise, many iterations",
         )
         self._weights = _weight_boxes()
         self._direction_weights = [FloatSpinBox(min=0, max=1e6, step=0.1, value=1.0) for _ in range(3)]
