@@ -13,9 +13,12 @@ process that made it:
 3. **Compaction**: every centre moves toward the floor in proportion to its height
    (:data:`COMPACTION`), so that grains interpenetrate where they pressed on each other.
 4. **Cementation**: the grains grow evenly at their surface (quartz overgrowth) until the pore
-   fraction is the slice's exactly.
+   fraction is the slice's exactly, filling the narrow crevices where grains meet first
+   (:data:`CEMENT_SMOOTHING`); pore pockets closed off beyond the slice's density of small
+   clusters are filled (:func:`~napari_dmcr.postprocessing.specks.remove_specks`).
 
-The core is cut from the middle of the pile, away from the floor and the loose top.
+The core is cut from the middle of the pile, away from the floor and the loose top, and the
+law's scale is set so that the core's mean grain chord in its z slices is the slice's.
 
 Examples
 --------
