@@ -111,7 +111,7 @@ def test_a_polish_that_cuts_the_start_s_network_gives_way_to_the_start():
     from napari_dmcr.reconstruction.result import keep_the_network
 
     tube = np.zeros((12, 12, 12), bool)
-    tube[:, 5:7, 5:7] = True  # the phase joins the faces normal to z
+    tube[:, 4:8, 4:8] = True  # the phase joins the faces normal to z
     record = SimpleNamespace(start_cut=tube, notes=[])
     phases = SimpleNamespace(order=[1, 0])
     cut = tube.astype(np.uint8)
@@ -122,10 +122,22 @@ def test_a_polish_that_cuts_the_start_s_network_gives_way_to_the_start():
     assert np.array_equal(labels, tube.astype(np.uint8)) and np.array_equal(field, tube)
     assert parameters["polish_kept"] is False and "along z" in record.notes[0]
     kept = tube.astype(np.uint8)
-    kept[0, 5, 5], kept[0, 0, 0] = 0, 1  # a polish that keeps the tube through
+    kept[0, 5, 5], kept[0, 0, 0] = 0, 1  # a polish that keeps the tube through (a speck: 1 / 192)
     parameters = {}
     labels, _ = keep_the_network(phases, SimpleNamespace(start_cut=tube, notes=[]), kept, None, parameters)
     assert labels is kept and parameters["polish_kept"] is True
+    # A side arm (16 voxels of 208) that the polish cuts off the tube: still percolating, but
+    # more than LARGEST_CLUSTER_DROP of the phase leaves the network.
+    armed = tube.copy()
+    armed[6, 4:8, 8:12] = True
+    split = armed.astype(np.uint8)
+    split[6, 4:8, 8] = 0  # 4 voxels of the arm's root...
+    split[0, 8, 4:8] = 1  # ...moved onto the tube
+    notes = []
+    parameters = {}
+    labels, _ = keep_the_network(phases, SimpleNamespace(start_cut=armed, notes=notes), split, None, parameters)
+    assert np.array_equal(labels, armed.astype(np.uint8)) and parameters["polish_kept"] is False
+    assert "split 5.8% of phase 1 off its largest cluster" in notes[0]
 
 
 def test_a_start_that_meets_the_target_residual_is_not_polished():
