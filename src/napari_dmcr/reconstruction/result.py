@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_dmcr.evaluation.structure import percolation
+from napari_dmcr.evaluation.morphology import connectivity
 from napari_dmcr.io.atomic import json_ready
 from napari_dmcr.labels import distinct_images
 from napari_dmcr.postprocessing.specks import RANK_SIGMA, remove_specks, speck_density
@@ -94,9 +94,9 @@ def keep_the_network(phases, record, labels, field, parameters):
     """
     phase, other = phases.order
     start = np.where(record.start_cut, phase, other).astype(labels.dtype)
-    before, after = percolation(start, phase), percolation(labels, phase)
-    cut = [axis for axis, was, now in zip("zyx", before, after) if was and not now]
-    split = _largest_cluster_share(start == phase) - _largest_cluster_share(labels == phase)
+    before, after = connectivity(start, phase), connectivity(labels, phase)
+    cut = [axis for axis, was, now in zip("zyx", before["percolates"], after["percolates"]) if was and not now]
+    split = before["largest_cluster_fraction"] - after["largest_cluster_fraction"]
     parameters["polish_kept"] = not cut and split <= LARGEST_CLUSTER_DROP
     if parameters["polish_kept"]:
         return labels, field
@@ -107,15 +107,6 @@ def keep_the_network(phases, record, labels, field, parameters):
     )
     record.notes.append(f"the fitted start was kept: the polish {reason}")
     return start, record.start_cut.astype(np.float32)
-
-
-def _largest_cluster_share(mask):
-    """The share of ``mask``'s voxels in its largest 6-connected cluster (0 for an empty mask)."""
-    clusters, count = ndi.label(mask)
-    if count == 0:
-        return 0.0
-    sizes = np.bincount(clusters.ravel())[1:]
-    return float(sizes.max() / sizes.sum())
 
 
 def remove_excess_specks(phases, record, labels, field, images, parameters):

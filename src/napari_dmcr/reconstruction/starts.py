@@ -128,8 +128,7 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
         builders["gaussian"] = (lambda size: gaussian_level_cut(images, phase, size, seed, **fit), None)
     for model in (m for m in models if m in GRAIN_MODELS and len(shape) == 3):
         for grain in labels:
-            packed = np.mean([np.mean(image == grain) for image in images]) >= MIN_PACKED
-            if model == "deposited" and len(models) > 1 and not packed:
+            if model == "deposited" and len(models) > 1 and np.mean([np.mean(i == grain) for i in images]) < MIN_PACKED:
                 continue  # a cemented pile is mostly grain (asked for by name, it is built)
 
             def grains_of(size, grain=grain, place=GRAIN_MODELS[model]):
