@@ -261,9 +261,18 @@ def _over_seeds(records):
         return {}
     keys = ("passing", "percolation_matches", "seconds")
     by_seed = {
-        str(r["seed"]): {k: r[k] for k in keys} | {"diffusivity_z": r.get("diffusivity", {}).get("z")} for r in records
+        str(r["seed"]): {k: r[k] for k in keys}
+        | {"diffusivity_z": r.get("diffusivity", {}).get("z"), "start": _start_name(r.get("start_model"))}
+        for r in records
     }
     return {"by_seed": by_seed, "passing_mean": float(np.mean([r["passing"] for r in records]))}
+
+
+def _start_name(choice):
+    """The judge's pick, e.g. ``"deposited of 0"`` (None for Yeong-Torquato)."""
+    if not choice:
+        return None
+    return choice["model"] if choice["grains"] is None else f"{choice['model']} of {choice['grains']}"
 
 
 def phase_diffusivity(labels, phase):

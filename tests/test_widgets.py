@@ -94,6 +94,7 @@ def test_full_flow_on_the_sample(viewer, qtbot, tmp_path):
     wait_for(qtbot, lambda: widget._characterize_worker is None)
     assert widget.characterization is not None
     assert widget.descriptor_canvas.figure.axes
+    assert "volume fraction" in widget.status.value and "(95 % " in widget.status.value
 
     live_volumes = []
 
@@ -264,6 +265,18 @@ def test_orthogonal_slices(viewer, qtbot):
     widget.characterize()
     wait_for(qtbot, lambda: widget._characterize_worker is None)
     assert widget.characterization is not None
+    assert "may not be one" not in widget.status.value  # one slice three times
+
+
+def test_the_characterization_line_warns_of_slices_that_cannot_be_one_material():
+    from napari_dmcr.widgets._reconstruct_characterize import characterization_line
+
+    entries = [{"volume_fraction": f, "volume_fraction_sd": 0.01, "tv": 0.1} for f in (0.07, 0.13, 0.08)]
+    line, warned = characterization_line(1, entries)
+    assert warned and "0.070 (95 % 0.050-0.090)" in line
+    assert "normal to z and normal to y hold 0.070 and 0.130" in line and "normal to z and normal to x" not in line
+    one = ("phase 1: volume fraction 0.070 (95 % 0.050-0.090), TV 0.100.", False)
+    assert characterization_line(1, entries[:1]) == one
 
 
 def test_bad_inputs_give_a_message_not_a_traceback(viewer, qtbot):

@@ -10,12 +10,14 @@ is for the differentiable engine.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from napari_dmcr.checks import whole_number
+from napari_dmcr.descriptors.representativity import common_fraction, slice_disagreements
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels, minority_label
 
@@ -130,6 +132,10 @@ def check_annealing_settings(
     n_voxels = math.prod(shape)
     fraction = sum(int(ind.sum()) for ind in indicators) / sum(ind.size for ind in indicators)
     n_phase = round(fraction * n_voxels)
+    if len(images) == 3:  # slices normal to z, y and x: as the differentiable engine takes them
+        for line in slice_disagreements(images, [f"normal to {axis}" for axis in "zyx"], [phase]):
+            warnings.warn(line, stacklevel=3)
+        images = common_fraction(images, phase, fraction)
     if not 0 < n_phase < n_voxels:
         raise InputError(
             f"phase {phase} covers {fraction:.2%} of the target, which rounds to "

@@ -42,6 +42,7 @@ def _run(args):
 
     matplotlib.use("Agg")
     from napari_dmcr.descriptors import characterize, save_descriptors
+    from napari_dmcr.descriptors.representativity import interval
     from napari_dmcr.io.atomic import atomic_path
     from napari_dmcr.plotting.descriptors import characterization_figure
 
@@ -62,7 +63,11 @@ def _run(args):
         png = out.with_name(f"{out.stem}_phase{phase}.png")
         with atomic_path(png) as tmp:
             characterization_figure(result, phase).savefig(tmp, dpi=100, format="png")
-        print(f"phase {phase}: volume fraction {entry['volume_fraction']:.4f}, TV {entry['tv']:.4f}, plot {png}")
+        fraction = interval(entry["volume_fraction"], entry["volume_fraction_sd"])
+        print(
+            f"phase {phase}: volume fraction {fraction['fraction']:.4f} (95 % interval for the material "
+            f"{fraction['low']:.4f}-{fraction['high']:.4f}), TV {entry['tv']:.4f}, plot {png}"
+        )
 
 
 def _load_image(path):

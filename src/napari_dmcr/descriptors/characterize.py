@@ -3,7 +3,8 @@
 File format (``.npz``, read with ``allow_pickle=False``):
 
 - ``settings_json``: a JSON string with the settings, the labels and the image shape;
-- ``phase_<label>/volume_fraction``, ``phase_<label>/tv``: scalars;
+- ``phase_<label>/volume_fraction``, ``phase_<label>/volume_fraction_sd`` (its sampling SD, see
+  :mod:`representativity`; older files lack it), ``phase_<label>/tv``: scalars;
 - ``phase_<label>/s2_map`` (2L+1, 2L+1), ``phase_<label>/s2_axes`` (2, L+1) and
   ``phase_<label>/s2_radial`` (L+1,): S2 with lags 0..L (see :mod:`two_point`);
 - ``phase_<label>/s3/level_<k>`` (R, R): S3 of multigrid level k (see :mod:`three_point`);
@@ -23,6 +24,7 @@ from napari_dmcr import __version__
 from napari_dmcr.descriptors.descriptor_set import DescriptorSpec, descriptor_targets
 from napari_dmcr.descriptors.fields import indicator
 from napari_dmcr.descriptors.gram import GRAM_LAYERS
+from napari_dmcr.descriptors.representativity import fraction_interval
 from napari_dmcr.descriptors.three_point import displacement_vectors
 from napari_dmcr.descriptors.total_variation import total_variation
 from napari_dmcr.descriptors.two_point import s2_axis_profiles, s2_map, s2_radial, volume_fraction
@@ -95,6 +97,7 @@ def characterize(
         field = indicator(image, phase)
         entry = {
             "volume_fraction": float(volume_fraction(field)),
+            "volume_fraction_sd": fraction_interval(image, phase)["sd"],
             "s2_map": s2_map(field, s2_max_lag, periodic),
             "s2_axes": s2_axis_profiles(field, s2_max_lag, periodic),
             "s2_radial": s2_radial(field, s2_max_lag, periodic),

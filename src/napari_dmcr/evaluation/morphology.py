@@ -109,9 +109,7 @@ def chord_length_distribution(labels, phase, axis=0, *, include_border=False):
     phase_mask = check_phase_mask(labels, phase)
     axis = _check_axis(axis, phase_mask.ndim)
     n = phase_mask.shape[axis]
-    lengths, touches_border = _chords(phase_mask, axis)
-    if not include_border:
-        lengths = lengths[~touches_border]
+    lengths = chord_lengths(phase_mask, axis, include_border=include_border)
     counts = np.bincount(lengths, minlength=n + 1)[1:].astype(np.float64)
     n_chords = int(lengths.size)
     return {
@@ -340,6 +338,19 @@ def morphology_summary(
         "specific_surface_area": specific_surface_area(labels, phase, voxel_size),
         "size_distribution": size_distribution(labels, phase, bins),
     }
+
+
+def chord_lengths(mask, axis=0, *, include_border=False):
+    """Lengths (voxels) of the runs of True in boolean ``mask`` along ``axis``; runs that touch
+    the border are left out unless ``include_border`` is True.
+
+    Examples
+    --------
+    >>> chord_lengths(np.array([[1, 0, 1, 1, 0, 0, 1, 1, 1, 0]], bool), axis=1).tolist()
+    [2, 3]
+    """
+    lengths, touches_border = _chords(np.asarray(mask, bool), axis)
+    return lengths if include_border else lengths[~touches_border]
 
 
 def _chords(phase_mask, axis):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from napari_dmcr.errors import DeviceMemoryError
+from napari_dmcr.labels import distinct_images
 from napari_dmcr.progress import Cancelled, CancelToken, RunSteps, Throttle, drain
 from napari_dmcr.reconstruction.allocator import reuse_freed_memory
 from napari_dmcr.reconstruction.cost import (
@@ -50,6 +51,11 @@ from napari_dmcr.reconstruction.settings import check_settings
 from napari_dmcr.reconstruction.starts import AUTO_MODELS, fitted_start
 
 IMPLAUSIBLE_RESIDUAL = 1.0  # a core whose descriptors are this far off is not the target's material
+
+
+# Three slices whose mean chords along two axes differ by more than this show a layered or
+# elongated material (real sandstones and the sample: 1.08-1.21; three_slices.json).
+MAX_CHORD_ANISOTROPY = 1.5
 
 
 def reconstruct(target, shape, *, cancel=None, **options):
@@ -157,6 +163,9 @@ def reconstruct(target, shape, *, cancel=None, **options):
             "labels first",
             stacklevel=2,
         )
+    # Slices that cannot be one material: said before any compute, and the run goes on.
+    for line in settings.target.warnings:
+        warnings.warn(line, stacklevel=2)
     cancel = cancel or CancelToken()
     slice_shape = settings.shape if len(settings.shape) == 2 else tuple(sorted(settings.shape)[1:])
     chunk_size = settings.chunk_size or default_chunk_size(settings.specs, slice_shape, settings.memory_budget_gb)
@@ -218,7 +227,8 @@ def _start_variable(settings, phases, level_shape, restart, parameters, record, 
     if settings.start not in ("random", "initial"):
         models = AUTO_MODELS if settings.start == "auto" else (settings.start,)
         cut, choice = fitted_start(
-            settings.target.images,
+            # The slices as given (their shapes; moved to one fraction, a clast loses its rim), each once.
+            distinct_images(settings.target.given or settings.target.images),
             settings.phase,
             settings.shape,
             settings.seed + restart,
@@ -280,6 +290,7 @@ def _run(settings, chunk_size, cancel, emit):
     plan = (settings.levels, len(phases.labels), settings.max_iter, settings.sharpen)
     runs = stages(*plan)
     record = _Record(settings, emit, planned_iterations(*plan) * (settings.restarts + 1))
+    record.notes.extend([*settings.target.notes, *(f"warning: {line}" for line in settings.target.warnings)])
     best, cancelled, variable, fields = (np.inf, None), False, None, None
     try:
         # The target's full-size descriptors first (into its cache): a cancel while a large slice
@@ -382,12 +393,15 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
         final_fields = phases.upsample_fields(final_fields, shape)
     labels = phases.labels_from(final_fields)
     field = phases.preview(final_fields).cpu().numpy().astype(np.float32)
-    # One image describes an isotropic material; three slices may say it is layered (it need not
-    # percolate where the isotropic start did).
-    if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and settings.target.isotropic:
+    # The fitted start carries the 3D network the slices cannot show, from one slice or three
+    # (three slices through one point: the polish cut Yan's pore network along two axes); not
+    # where three slices show a layered material, which need not percolate where the start did.
+    isotropic = settings.target.chord_anisotropy() <= MAX_CHORD_ANISOTROPY
+    if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and isotropic:
         labels, field = keep_the_network(phases, record, labels, field, parameters)
         if not phases.multiphase:
-            labels = remove_excess_specks(phases, record, labels, field, settings.target.images, parameters)
+            images = distinct_images(settings.target.images)
+            labels = remove_excess_specks(phases, record, labels, field, images, parameters)
     final_loss = level_loss(settings, phases, 0, chunk_size)  # no cancel token: a cancelled run is scored too
     weighted, residual, final_errors = _labels_score(final_loss, settings, phases, labels)
     # Mean over the directions (a small direction may have dropped a descriptor).

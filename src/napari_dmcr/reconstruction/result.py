@@ -75,15 +75,25 @@ class ReconstructionResult:
     def quality(self):
         return f"residual {self.residual:.4g} (weighted RMS relative descriptor error)"
 
+    def _material_fraction(self):
+        """What the target says of the material's fraction of the phase: one slice is a sample."""
+        known = self.parameters.get("fraction_intervals", {}).get(self.parameters.get("phase"))
+        if not known:
+            return []
+        return [
+            f"  the target's fraction of {self.parameters['phase']}: {known['fraction']:.4f}; "
+            f"95 % interval for the material {known['low']:.4f}-{known['high']:.4f}"
+        ]
+
     def summary(self):
         """Lines for a terminal: fractions, quality, notes, and whether the run was cancelled."""
-        lines = [fractions_line(self.labels), self.quality(), *(f"  {note}" for note in self.notes)]
+        lines = [fractions_line(self.labels), *self._material_fraction(), self.quality()]
+        lines += [f"  {note}" for note in self.notes]
         return lines + (["cancelled: the best state reached was written"] if self.cancelled else [])
 
 
 def keep_the_network(phases, record, labels, field, parameters):
-    """The polish refines statistics the slices show; it must not cut the phase's network (one
-    target image: an isotropic material).
+    """The polish refines statistics the slices show; it must not cut the phase's network.
 
     Where the fitted start's phase joins two opposite faces and the polished labels' does not, or
     the polish splits more than :data:`LARGEST_CLUSTER_DROP` of the phase off its largest

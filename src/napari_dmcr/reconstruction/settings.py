@@ -75,6 +75,7 @@ class ReconstructionSettings:
             "descriptors": [s.to_dict() for s in self.specs],
             "phase": self.phase,
             "labels": target.labels,
+            "fraction_intervals": target.fraction_intervals(),
             "isotropic_target": target.isotropic,
             "target_shapes": [list(target.characterization["settings"]["shape"])]
             if target.characterization

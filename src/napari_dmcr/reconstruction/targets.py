@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from napari_dmcr.descriptors.characterize import load_descriptors
+from napari_dmcr.descriptors.representativity import (
+    common_fraction,
+    fraction_interval,
+    interval,
+    slice_disagreements,
+)
 from napari_dmcr.errors import InputError
+from napari_dmcr.evaluation.morphology import chord_lengths
 from napari_dmcr.labels import check_labels, distinct_images, phase_labels
 
 AXIS_NAMES = ("z", "y", "x")
@@ -36,6 +43,14 @@ class Target:
         All labels present in the targets, sorted.
     characterization : dict, optional
         The contents of a descriptor file (see :func:`napari_dmcr.descriptors.load_descriptors`).
+    given : list of numpy.ndarray, optional
+        Three slices as given, where ``images`` are the same slices moved to one phase fraction
+        (:func:`~napari_dmcr.descriptors.representativity.common_fraction`).
+    warnings : list of str
+        Slices that cannot be one homogeneous material
+        (:func:`~napari_dmcr.descriptors.representativity.slice_disagreements`).
+    notes : list of str
+        What was done to the slices (moved to one fraction).
     cache : dict
         What a run derives from the images once (pooled indicators, descriptor values): a CT
         slice's take seconds, and every level and the final score use them.
@@ -44,6 +59,9 @@ class Target:
     images: list
     labels: list
     characterization: dict | None = None
+    given: list | None = None
+    warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -60,6 +78,46 @@ class Target:
         if self.characterization is not None:
             return np.array([self.characterization["phases"][lab]["volume_fraction"] for lab in self.labels])
         return np.array([np.mean([(img == lab).mean() for img in self.images]) for lab in self.labels])
+
+    def fraction_intervals(self):
+        """Per label: the target's ``fraction``, its sampling ``sd`` and 95 % interval (``low``,
+        ``high``; see :mod:`~napari_dmcr.descriptors.representativity`): three slices' mean and
+        the SD of a mean of independent slices; None for a descriptor file without them."""
+        if "fraction_intervals" not in self.cache:
+            if self.characterization is not None:
+                phases = self.characterization["phases"]
+                pairs = [(phases[lab]["volume_fraction"], phases[lab].get("volume_fraction_sd")) for lab in self.labels]
+            else:
+                images = distinct_images(self.given or self.images)
+                pairs = []
+                for lab in self.labels:
+                    intervals = [fraction_interval(image, lab) for image in images]
+                    sd = np.sqrt(sum(i["sd"] ** 2 for i in intervals)) / len(intervals)
+                    pairs.append((np.mean([i["fraction"] for i in intervals]), sd))
+            self.cache["fraction_intervals"] = {
+                lab: None if sd is None else interval(f, sd) for lab, (f, sd) in zip(self.labels, pairs)
+            }
+        return self.cache["fraction_intervals"]
+
+    def chord_anisotropy(self):
+        """The largest ratio of the mean chord lengths of a phase along two volume axes, read
+        from the slices that see each axis (1 for one image; border chords counted, so that a
+        layer as wide as the slice counts as long)."""
+        if self.isotropic or self.characterization is not None:
+            return 1.0
+        if "chord_anisotropy" not in self.cache:
+            # The slice normal to z sees y and x, normal to y sees z and x, normal to x sees z and y.
+            seen = {0: [(1, 0), (2, 0)], 1: [(0, 0), (2, 1)], 2: [(0, 1), (1, 1)]}
+            ratios = []
+            for label in self.labels:
+                means = []
+                for views in seen.values():
+                    lengths = [chord_lengths(self.images[k] == label, a, include_border=True) for k, a in views]
+                    lengths = np.concatenate(lengths)
+                    means.append(lengths.mean() if lengths.size else 0.0)
+                ratios.append(max(means) / max(min(means), 1e-9))
+            self.cache["chord_anisotropy"] = float(max(ratios))
+        return self.cache["chord_anisotropy"]
 
     def specs(self, specs):
         """``specs`` with the ranges and levels the descriptor file was computed with.
@@ -131,7 +189,25 @@ def make_target(target, ndim):
     labels = sorted(set().union(*(phase_labels(image) for image in distinct_images(images))))
     if len(labels) < 2:
         raise InputError(f"the target has a single label {labels}; it needs two or more phases")
+    if isinstance(target, dict):
+        return _orthogonal_target(images, labels)
     return Target(images=images, labels=labels)
+
+
+def _orthogonal_target(images, labels):
+    """Three slices of one material: warned of where their fractions disagree, and (two phases)
+    moved to their mean fraction, so that each direction is matched on its shapes."""
+    names = [f"normal to {axis}" for axis in AXIS_NAMES]
+    warnings = slice_disagreements(images, names, labels[1:] if len(labels) == 2 else labels)
+    if len(labels) != 2:
+        return Target(images=images, labels=labels, warnings=warnings)
+    label = labels[1]
+    fractions = [float(np.mean(image == label)) for image in images]
+    mean = float(np.mean(fractions))
+    moved = common_fraction(images, label, mean)
+    changed = [f"{name} {f:.4f}" for name, f, image in zip(names, fractions, moved) if np.mean(image == label) != f]
+    notes = [f"the slices' interfaces were moved to one fraction of label {label}, {mean:.4f} ({', '.join(changed)})"]
+    return Target(images=moved, labels=labels, given=images, warnings=warnings, notes=notes if changed else [])
 
 
 def _file_target(path, ndim):

@@ -9,6 +9,7 @@ import numpy as np
 from napari.qt.threading import create_worker
 
 from napari_dmcr.descriptors import PRESETS, characterize
+from napari_dmcr.descriptors.representativity import disagreements, interval
 from napari_dmcr.errors import InputError
 from napari_dmcr.plotting.descriptors import plot_gram_summary, plot_s2, plot_s3, plot_scalars
 
@@ -54,9 +55,20 @@ class CharacterizeMixin:
         entries = [c["phases"][phase] for c in characterizations]
         self.descriptor_canvas.paint(lambda figure: paint_characterization(figure, entries))
         self._tabs.setCurrentWidget(self.descriptor_canvas)
-        self.status.info(
-            f"phase {phase}: volume fraction {entries[0]['volume_fraction']:.3f}, TV {entries[0]['tv']:.3f}"
-        )
+        line, warned = characterization_line(phase, entries)
+        self.status.info(line, notify=warned)
+
+
+def characterization_line(phase, entries):
+    """``(line, warned)``: the phase's fraction in each slice with the material's 95 % interval,
+    its TV, and a warning when three slices cannot be one material
+    (:mod:`~napari_dmcr.descriptors.representativity`)."""
+    intervals = [interval(e["volume_fraction"], e["volume_fraction_sd"]) for e in entries]
+    fractions = ", ".join(f"{i['fraction']:.3f} (95 % {i['low']:.3f}-{i['high']:.3f})" for i in intervals)
+    names = ["normal to z", "normal to y", "normal to x"]
+    warnings = disagreements(intervals, names, phase) if len(entries) > 1 else []
+    line = " ".join([f"phase {phase}: volume fraction {fractions}, TV {entries[0]['tv']:.3f}.", *warnings])
+    return line, bool(warnings)
 
 
 def paint_characterization(figure, entries):
