@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_dmcr.checks import whole_number
-from napari_dmcr.descriptors.representativity import common_fraction, slice_disagreements
+from napari_dmcr.descriptors.representativity import SLICE_NAMES, common_fraction, slice_disagreements
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels, minority_label
 
@@ -133,7 +133,7 @@ def check_annealing_settings(
     fraction = sum(int(ind.sum()) for ind in indicators) / sum(ind.size for ind in indicators)
     n_phase = round(fraction * n_voxels)
     if len(images) == 3:  # slices normal to z, y and x: as the differentiable engine takes them
-        for line in slice_disagreements(images, [f"normal to {axis}" for axis in "zyx"], [phase]):
+        for line in slice_disagreements(images, SLICE_NAMES, [phase]):
             warnings.warn(line, stacklevel=3)
         images = common_fraction(images, phase, fraction)
     if not 0 < n_phase < n_voxels:

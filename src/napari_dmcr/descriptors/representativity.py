@@ -28,6 +28,7 @@ from scipy import ndimage as ndi
 CONFIDENCE_Z = 1.96  # a 95 % interval
 DISAGREE_Z = 3.0  # slices whose fractions differ by more SD than this cannot be one material
 LARGEST_SIDE = 1024  # the covariance is read from a central crop at most this wide
+SLICE_NAMES = ("normal to z", "normal to y", "normal to x")  # three orthogonal slices, in volume-axis order
 
 
 def fraction_interval(image, label):

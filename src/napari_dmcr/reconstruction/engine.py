@@ -400,8 +400,7 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
     if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and isotropic:
         labels, field = keep_the_network(phases, record, labels, field, parameters)
         if not phases.multiphase:
-            images = distinct_images(settings.target.images)
-            labels = remove_excess_specks(phases, record, labels, field, images, parameters)
+            labels = remove_excess_specks(phases, record, labels, field, settings.target.images, parameters)
     final_loss = level_loss(settings, phases, 0, chunk_size)  # no cancel token: a cancelled run is scored too
     weighted, residual, final_errors = _labels_score(final_loss, settings, phases, labels)
     # Mean over the directions (a small direction may have dropped a descriptor).

@@ -17,10 +17,11 @@ import numpy as np
 
 from napari_dmcr.descriptors.characterize import load_descriptors
 from napari_dmcr.descriptors.representativity import (
+    SLICE_NAMES,
     common_fraction,
+    disagreements,
     fraction_interval,
     interval,
-    slice_disagreements,
 )
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.morphology import chord_lengths
@@ -88,16 +89,24 @@ class Target:
                 phases = self.characterization["phases"]
                 pairs = [(phases[lab]["volume_fraction"], phases[lab].get("volume_fraction_sd")) for lab in self.labels]
             else:
-                images = distinct_images(self.given or self.images)
                 pairs = []
                 for lab in self.labels:
-                    intervals = [fraction_interval(image, lab) for image in images]
+                    intervals = self.slice_intervals(lab)
                     sd = np.sqrt(sum(i["sd"] ** 2 for i in intervals)) / len(intervals)
                     pairs.append((np.mean([i["fraction"] for i in intervals]), sd))
             self.cache["fraction_intervals"] = {
                 lab: None if sd is None else interval(f, sd) for lab, (f, sd) in zip(self.labels, pairs)
             }
         return self.cache["fraction_intervals"]
+
+    def slice_intervals(self, label):
+        """:func:`~napari_dmcr.descriptors.representativity.fraction_interval` of ``label`` in
+        each distinct image as given (an FFT each: computed once)."""
+        key = ("slice_intervals", label)
+        if key not in self.cache:
+            images = distinct_images(self.given or self.images)
+            self.cache[key] = [fraction_interval(image, label) for image in images]
+        return self.cache[key]
 
     def chord_anisotropy(self):
         """The largest ratio of the mean chord lengths of a phase along two volume axes, read
@@ -197,17 +206,21 @@ def make_target(target, ndim):
 def _orthogonal_target(images, labels):
     """Three slices of one material: warned of where their fractions disagree, and (two phases)
     moved to their mean fraction, so that each direction is matched on its shapes."""
-    names = [f"normal to {axis}" for axis in AXIS_NAMES]
-    warnings = slice_disagreements(images, names, labels[1:] if len(labels) == 2 else labels)
     if len(labels) != 2:
-        return Target(images=images, labels=labels, warnings=warnings)
-    label = labels[1]
-    fractions = [float(np.mean(image == label)) for image in images]
-    mean = float(np.mean(fractions))
-    moved = common_fraction(images, label, mean)
-    changed = [f"{name} {f:.4f}" for name, f, image in zip(names, fractions, moved) if np.mean(image == label) != f]
-    notes = [f"the slices' interfaces were moved to one fraction of label {label}, {mean:.4f} ({', '.join(changed)})"]
-    return Target(images=moved, labels=labels, given=images, warnings=warnings, notes=notes if changed else [])
+        target = Target(images=images, labels=labels)
+    else:
+        label = labels[1]
+        fractions = [float(np.mean(image == label)) for image in images]
+        mean = float(np.mean(fractions))
+        moved = common_fraction(images, label, mean)
+        changed = [f"{n} {f:.4f}" for n, f, image in zip(SLICE_NAMES, fractions, moved) if np.mean(image == label) != f]
+        note = f"the slices' interfaces were moved to one fraction of label {label}, {mean:.4f} ({', '.join(changed)})"
+        target = Target(images=moved, labels=labels, given=images, notes=[note] if changed else [])
+    checked = labels[1:] if len(labels) == 2 else labels
+    target.warnings = [
+        line for label in checked for line in disagreements(target.slice_intervals(label), SLICE_NAMES, label)
+    ]
+    return target
 
 
 def _file_target(path, ndim):

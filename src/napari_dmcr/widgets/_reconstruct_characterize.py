@@ -9,7 +9,7 @@ import numpy as np
 from napari.qt.threading import create_worker
 
 from napari_dmcr.descriptors import PRESETS, characterize
-from napari_dmcr.descriptors.representativity import disagreements, interval
+from napari_dmcr.descriptors.representativity import SLICE_NAMES, disagreements, interval
 from napari_dmcr.errors import InputError
 from napari_dmcr.plotting.descriptors import plot_gram_summary, plot_s2, plot_s3, plot_scalars
 
@@ -65,8 +65,7 @@ def characterization_line(phase, entries):
     (:mod:`~napari_dmcr.descriptors.representativity`)."""
     intervals = [interval(e["volume_fraction"], e["volume_fraction_sd"]) for e in entries]
     fractions = ", ".join(f"{i['fraction']:.3f} (95 % {i['low']:.3f}-{i['high']:.3f})" for i in intervals)
-    names = ["normal to z", "normal to y", "normal to x"]
-    warnings = disagreements(intervals, names, phase) if len(entries) > 1 else []
+    warnings = disagreements(intervals, SLICE_NAMES, phase) if len(entries) > 1 else []
     line = " ".join([f"phase {phase}: volume fraction {fractions}, TV {entries[0]['tv']:.3f}.", *warnings])
     return line, bool(warnings)
 
