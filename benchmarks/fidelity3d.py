@@ -18,6 +18,8 @@ Truths (phase = the reconstructed phase, the minority; grains = the grain label,
   pore): the 110x110 z mid-slice; truths: the 8 corner sub-volumes (overlapping);
 * ``blobs``: PoreSpy ``blobs`` (porosity 0.25, blobiness 1.5), a percolating pore network:
   slice from a 128^3 realization (seed 100), truths: the 8 octants of another (seed 1);
+* ``aniso``: PoreSpy ``blobs`` (porosity 0.3, blobiness 2, 1 and 0.5 along z, y and x: pores
+  correlated over 1:2:4), an anisotropic pore network, made as ``blobs``;
 * ``spheres``: PoreSpy ``polydisperse_spheres`` (porosity 0.6 asked, 0.57 made; radii normal
   5 +- 1.5), overlapping spheres in a matrix, made as ``blobs``; phase 0 = grains = the spheres;
 * ``deepore``, ``yan``, ``rabbani``: three real sandstones (``../shared/data/README.md``; phase
@@ -202,6 +204,12 @@ def truths(name, data, size):
             return matrix.astype(np.uint8)  # 1 = matrix (True outside the spheres), 0 = spheres
 
         return make(100), _octants(make(1), size), 0, 0
+    if name == "aniso":
+
+        def make(seed):  # correlation lengths 1:2:4 along z, y, x (PoreSpy: sigma = side / (40 blobiness))
+            return porespy.generators.blobs([side] * 3, porosity=0.3, blobiness=[2, 1, 0.5], seed=seed)
+
+        return make(100).astype(np.uint8), _octants(make(1).astype(np.uint8), size), 1, None
     raise SystemExit(f"unknown truth {name!r}")
 
 

@@ -138,10 +138,10 @@ def test_infinite_pixels_are_refused_not_made_a_label(tmp_path, value):
         read_image(tmp_path / "slice.npy", ndim=2)
 
 
-def test_more_than_two_phases_are_warned_about_before_the_run():
+def test_more_than_two_phases_from_a_random_start_are_warned_about_before_the_run():
     image = np.tile(np.repeat(np.arange(3), 4), (12, 1)).astype(np.uint8)  # stripes of 0, 1, 2
     with pytest.warns(UserWarning, match="3 phases .* segment it to two labels"):
-        steps = reconstruct(image, (12, 12, 12), device="cpu", max_iter=1)
+        steps = reconstruct(image, (12, 12, 12), device="cpu", max_iter=1, start="random")
     steps.close()
 
 
@@ -179,7 +179,7 @@ def test_the_command_line_states_the_estimate_and_warns_in_one_line(tmp_path, ca
     tifffile.imwrite(tmp_path / "three.tif", image)
     out = tmp_path / "core.npy"
     assert main(["reconstruct", str(tmp_path / "three.tif"), "--shape", "12", "12", "12", "--max-iter", "1",
-                 "--out", str(out)]) == 0  # fmt: skip
+                 "--start", "random", "--out", str(out)]) == 0  # fmt: skip
     captured = capsys.readouterr()
     assert "reconstructing 12x12x12" in captured.out and "free, ≈" in captured.out
     warning = [line for line in captured.err.splitlines() if "warning" in line]

@@ -93,7 +93,7 @@ def test_engine_starts_from_the_cut_by_default_and_from_noise_when_it_cannot():
     assert [r.parameters["target_residual"] for r in defaults] == [0.1, 0.005]
     three = (image + (np.arange(48)[:, None] < 8)).astype(np.uint8)  # labels 0, 1, 2
     result = run_reconstruction(three, (16, 16), device="cpu", max_iter=2, descriptors="cpu")
-    assert result.parameters["start"] == "random"
+    assert result.parameters["start"] == "auto" and result.parameters["start_model"]["model"] == "pluri-gaussian"
     with pytest.raises(InputError, match="two-phase target images"):
         reconstruct(three, (16, 16), start="gaussian")
     with pytest.raises(InputError, match="unknown start"):

@@ -55,13 +55,13 @@ def test_2d_reconstruction_of_a_real_image(shared_data):
 def test_optimizer_time_leaves_out_the_fitted_start(monkeypatch):
     """``optimize_s`` sums the optimizer runs: a start model that takes 0.5 s counts in
     ``total_s`` only."""
-    fit = engine.fitted_start
+    fit = engine.target_start
 
     def slow_fit(*args, **kwargs):
         time.sleep(0.5)
         return fit(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "fitted_start", slow_fit)
+    monkeypatch.setattr(engine, "target_start", slow_fit)
     image = blobs((32, 32), 0.35, sigma=2.0, seed=1)
     result = run_reconstruction(image, (12, 12, 12), max_iter=5, seed=0, multigrid_levels=1, start="gaussian", **FAST)
     timings = result.timings

@@ -106,16 +106,16 @@ def test_three_slices_are_matched_at_their_mean_fraction():
 
 
 def test_three_slices_start_from_their_shapes_and_keep_the_network_rule(monkeypatch):
-    from napari_dmcr.reconstruction import engine
+    from napari_dmcr.reconstruction import target_start
 
     slices = {axis: gaussian_cut(48, 2, f, seed=k) for k, (axis, f) in enumerate(zip("zyx", (0.3, 0.35, 0.4)))}
-    seen, fitted_start = [], engine.fitted_start
+    seen, fitted_start = [], target_start.fitted_start
 
     def watched(images, *args, **kwargs):
         seen.append(images)
         return fitted_start(images, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "fitted_start", watched)
+    monkeypatch.setattr(target_start, "fitted_start", watched)
     result = run_reconstruction(slices, (16, 16, 16), device="cpu", descriptors="cpu", max_iter=2)
     # The start is fitted to the slices as given (their shapes), the polish to them at one fraction.
     assert [float(np.mean(image == 1)) for image in seen[0]] == [slices[a].mean() for a in "zyx"]

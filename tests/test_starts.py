@@ -67,7 +67,12 @@ def test_the_start_is_spheres_for_grains_and_a_level_cut_for_blobs():
     cut, choice = fitted_start([blobs], 1, (32, 32, 32), seed=0)
     assert choice["model"] == "gaussian" and cut.sum() == round(blobs.mean() * cut.size)
     flat, choice = fitted_start([blobs], 1, (40, 40), seed=0)  # 2D: the level cut only
-    assert flat.shape == (40, 40) and choice == {"model": "gaussian", "grains": None, "distances": {}}
+    assert flat.shape == (40, 40) and choice == {
+        "model": "gaussian",
+        "grains": None,
+        "distances": {},
+        "candidate": "gaussian",
+    }
 
 
 def test_slice_shapes_count_clusters_solidity_and_connectedness_by_hand():

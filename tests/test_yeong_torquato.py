@@ -234,7 +234,7 @@ def test_stop_criteria():
     "target, shape, kwargs, match",
     [
         (np.ones((16, 16), np.uint8), (8, 8), {}, "single label"),
-        (np.arange(256).reshape(16, 16) % 3, (8, 8), {}, "two phases"),
+        (np.arange(256).reshape(16, 16) % 2 * 255, (8, 8), {}, "labels must lie in 0..254"),
         (blobs((16, 16), 0), (8, 8), {"phase": 5}, "does not occur"),
         (blobs((16, 16), 0), (8, 8), {"max_lag": 6}, "too small for max_lag"),
         (blobs((8, 8), 0), (32, 32), {"max_lag": 6}, "target is too small"),
@@ -247,3 +247,50 @@ def test_stop_criteria():
 def test_bad_input_is_refused_up_front(target, shape, kwargs, match):
     with pytest.raises(InputError, match=match):
         yeong_torquato(target, shape, **kwargs)
+
+
+def three_phases(shape, seed):
+    """Labels 0, 1 and 5 of a smooth test image: thresholds of periodic low-pass noise."""
+    rng = np.random.default_rng(seed)
+    spectrum = np.fft.fftn(rng.standard_normal(shape))
+    radius = np.sqrt(sum(f**2 for f in np.meshgrid(*map(np.fft.fftfreq, shape), indexing="ij")))
+    field = np.fft.ifftn(spectrum * np.exp(-((radius / 0.08) ** 2))).real
+    return np.select([field < np.quantile(field, 0.2), field < np.quantile(field, 0.55)], [5, 0], 1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("temperature", [1e3, 0.0])
+def test_three_phases_keep_every_count_and_their_incremental_s2_is_exact(temperature):
+    target, max_lag = three_phases((24, 24), 0), 5
+    run = yeong_torquato(
+        target, (10, 10, 12), max_lag=max_lag, max_swaps=30_000, stall_swaps=10**9,
+        initial_temperature=temperature, cooling=1.0, seed=2, preview_interval_s=1e9,
+    )  # fmt: skip
+    steps, result = drain(run)
+    assert result.energy < result.energy_history[0]
+    assert result.parameters["phase"] == 5  # the minority; progress shows its indicator
+    assert steps[-1].volume.sum() == result.parameters["label_counts"]["5"]
+    labels = (0, 1, 5)
+    fractions = np.array([np.mean(target == label) for label in labels])
+    counts = [int(np.sum(result.labels == label)) for label in labels]
+    assert counts == list(result.parameters["label_counts"].values())
+    assert np.all(np.abs(np.array(counts) - fractions * 1200) < 1)
+    # Every label's S2 is matched: its incrementally kept counts and the energy, brute force.
+    s2 = np.stack([periodic_s2(result.labels == label, max_lag) for label in labels])
+    np.testing.assert_allclose(result.s2, s2, rtol=0, atol=1e-12)
+    target_s2 = np.stack(
+        [np.broadcast_to(open_s2(target == label, max_lag).mean(0), (3, max_lag + 1)) for label in labels]
+    )
+    np.testing.assert_allclose(result.target_s2, target_s2, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.energy, np.sum((s2 - target_s2) ** 2), rtol=1e-10)
+
+
+def test_three_phases_anneal_toward_each_label_s2_and_polish_a_given_start():
+    target = three_phases((32, 32), 1)
+    result = run_yeong_torquato(target, (32, 32), seed=0)
+    assert result.energy < 0.05 * result.energy_history[0]
+    start = three_phases((32, 32), 2)
+    polished = run_yeong_torquato(target, (32, 32), initial=start, seed=0)
+    assert [int(np.sum(polished.labels == label)) for label in (0, 1, 5)] == list(
+        polished.parameters["label_counts"].values()
+    )
+    assert np.mean(polished.labels == start) > 0.6  # a cool polish keeps the start's structure

@@ -17,8 +17,7 @@ class AnnealingResult:
     Attributes
     ----------
     labels : numpy.ndarray of uint8
-        The lowest-energy state met during the run: voxels of the phase of interest carry
-        ``phase``, the others the target's other label.
+        The lowest-energy state met during the run, with the target's labels.
     energy : float
         Energy of ``labels``.
     energy_history : numpy.ndarray of float64
@@ -26,9 +25,11 @@ class AnnealingResult:
     history_swaps : numpy.ndarray of int64
         Trial swaps done at each entry of ``energy_history``.
     s2 : numpy.ndarray of float64, shape (n_axes, max_lag + 1)
-        Periodic S2 of ``labels`` along each axis (from the incrementally updated pair counts).
-    target_s2 : numpy.ndarray of float64, shape (n_axes, max_lag + 1)
-        The target profile each axis was matched to.
+        Periodic S2 of ``labels`` along each axis (from the incrementally updated pair counts),
+        of the phase of interest; for three or more labels one row per label (in increasing
+        order), shape (n_labels, n_axes, max_lag + 1).
+    target_s2 : numpy.ndarray of float64
+        The target profile each axis was matched to, shaped as ``s2``.
     swaps : int
         Trial swaps done.
     accepted : int

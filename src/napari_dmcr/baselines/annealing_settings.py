@@ -20,6 +20,7 @@ from napari_dmcr.checks import whole_number
 from napari_dmcr.descriptors.representativity import SLICE_NAMES, common_fraction, slice_disagreements
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels, minority_label
+from napari_dmcr.postprocessing.assignment import counts_from_fractions
 
 SWAPS_PER_VOXEL = 500  # default swap budget
 
@@ -31,7 +32,7 @@ class AnnealingSettings:
     images: list
     shape: tuple
     phase: int
-    other: int
+    labels: tuple
     max_lag: int
     isotropic: bool
     target_periodic: bool
@@ -48,14 +49,27 @@ class AnnealingSettings:
     preview: bool
     preview_interval_s: float
     fraction: float
-    n_phase: int
+    counts: tuple
+
+    @property
+    def order(self):
+        """The labels by index in the annealed state: two labels as (other, phase), so that the
+        state is the phase's indicator; three or more in increasing order."""
+        if len(self.labels) == 2:
+            return (next(label for label in self.labels if label != self.phase), self.phase)
+        return self.labels
+
+    @property
+    def matched(self):
+        """The labels whose S2 is matched: the phase for two (the other's follows), else all."""
+        return (self.phase,) if len(self.labels) == 2 else self.labels
 
     def parameters(self):
         """The record of the run (JSON types)."""
         return dict(
             shape=self.shape,
             phase=self.phase,
-            other_label=self.other,
+            labels=list(self.labels),
             max_lag=self.max_lag,
             isotropic=self.isotropic,
             target_periodic=self.target_periodic,
@@ -72,6 +86,7 @@ class AnnealingSettings:
             preview=self.preview,
             preview_interval_s=self.preview_interval_s,
             target_phase_fraction=self.fraction,
+            label_counts=dict(zip(map(str, self.order), self.counts)),
         )
 
 
@@ -109,9 +124,8 @@ def check_annealing_settings(
     """
     images = _target_images(target)
     shape = _check_shape(shape, images)
-    phase, other = _two_labels(images, phase)
+    labels, phase = _labels(images, phase)
     indicators = [image == phase for image in images]
-
     lengths = [shape[a] for a in range(len(shape))]
     target_lengths = [n for image in images for n in image.shape]
     largest = min(min(lengths), min(target_lengths)) // 2
@@ -131,15 +145,20 @@ def check_annealing_settings(
 
     n_voxels = math.prod(shape)
     fraction = sum(int(ind.sum()) for ind in indicators) / sum(ind.size for ind in indicators)
-    n_phase = round(fraction * n_voxels)
+    if len(labels) == 2:
+        n_phase = round(fraction * n_voxels)
+        counts = (n_voxels - n_phase, n_phase)  # (other, phase): the order of the state
+    else:
+        counts = tuple(int(c) for c in counts_from_fractions(_fractions(images, labels), n_voxels))
     if len(images) == 3:  # slices normal to z, y and x: as the differentiable engine takes them
-        for line in slice_disagreements(images, SLICE_NAMES, [phase]):
+        for line in slice_disagreements(images, SLICE_NAMES, [phase] if len(labels) == 2 else list(labels)):
             warnings.warn(line, stacklevel=3)
-        images = common_fraction(images, phase, fraction)
-    if not 0 < n_phase < n_voxels:
+        if len(labels) == 2:
+            images = common_fraction(images, phase, fraction)
+    if min(counts) == 0:
         raise InputError(
-            f"phase {phase} covers {fraction:.2%} of the target, which rounds to "
-            f"{n_phase} of {n_voxels} voxels: enlarge the shape so that both phases occur."
+            f"at {n_voxels} voxels a label of the target ({', '.join(f'{f:.2%}' for f in _fractions(images, labels))}) "
+            "rounds to no voxel: enlarge the shape so that every phase occurs."
         )
 
     if max_swaps is None:
@@ -166,13 +185,13 @@ def check_annealing_settings(
     seed = whole_number("seed", seed, 0)
 
     return AnnealingSettings(
-        images=images, shape=shape, phase=phase, other=other, max_lag=max_lag, isotropic=bool(isotropic),
+        images=images, shape=shape, phase=phase, labels=tuple(labels), max_lag=max_lag, isotropic=bool(isotropic),
         target_periodic=bool(target_periodic), initial_given=bool(initial_given), max_swaps=max_swaps,
         target_energy=float(target_energy), stall_swaps=stall_swaps,
         initial_temperature=None if initial_temperature is None else float(initial_temperature),
         initial_acceptance=float(initial_acceptance), cooling=float(cooling),
         swaps_per_temperature=swaps_per_temperature, interface_bias=bool(interface_bias), seed=seed,
-        preview=bool(preview), preview_interval_s=float(preview_interval_s), fraction=fraction, n_phase=n_phase,
+        preview=bool(preview), preview_interval_s=float(preview_interval_s), fraction=fraction, counts=counts,
     )  # fmt: skip
 
 
@@ -207,20 +226,19 @@ def _check_shape(shape, images):
     return shape
 
 
-def _two_labels(images, phase):
+def _labels(images, phase):
+    """The target's labels (sorted) and the phase of interest (default: the minority)."""
     labels = np.unique(np.concatenate([np.unique(image) for image in images]))
     if labels.size < 2:
         raise InputError(f"the target holds a single label ({labels[0]}): there is no structure to reconstruct")
-    if labels.size > 2:
-        raise InputError(
-            f"Yeong-Torquato reconstructs two phases, but the target has labels {labels.tolist()}: "
-            f"merge them into two first, e.g. target = (target == {phase}).astype(np.uint8)"
-        )
     if phase is None:
         phase = minority_label(images)
     if phase not in labels:
         raise InputError(f"phase {phase} does not occur in the target (labels {labels.tolist()})")
-    if labels.min() < 0 or labels.max() > 255:
-        raise InputError(f"labels must lie in 0..255, got {labels.tolist()}")
-    other = int(labels[labels != phase][0])
-    return int(phase), other
+    if labels.min() < 0 or labels.max() > 254:
+        raise InputError(f"labels must lie in 0..254, got {labels.tolist()}")
+    return [int(label) for label in labels], int(phase)
+
+
+def _fractions(images, labels):
+    return [np.mean([np.mean(image == label) for image in images]) for label in labels]

@@ -1,9 +1,9 @@
 """Yeong-Torquato simulated annealing: the classical pixel/voxel-swap reconstruction baseline.
 
-The reconstruction is a binary periodic lattice with exactly the target's phase fraction. A
-move swaps one voxel of the phase of interest with one voxel of the other phase (so the phase
-fraction never changes); the energy is the squared error of the two-point probability S2 along
-the lattice axes against the target::
+The reconstruction is a periodic lattice of labels with exactly the target's phase fractions. A
+move swaps two voxels of different labels (so no fraction changes); the energy is the squared
+error of the two-point probability S2 along the lattice axes against the target, of the phase
+of interest for two labels and summed over every label for three or more::
 
     E = sum over axes a and lags r = 0..max_lag of (S2_a(r) - target_a(r))**2
     S2_a(r) = mean over voxels x of I(x) I(x + r e_a)      (periodic)
@@ -21,6 +21,7 @@ import math
 import time
 
 import numpy as np
+from scipy import ndimage
 
 from napari_dmcr.baselines.annealing_kernels import (
     CANCELLED,
@@ -36,6 +37,7 @@ from napari_dmcr.baselines.annealing_result import AnnealingResult
 from napari_dmcr.baselines.annealing_settings import check_annealing_settings
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels, distinct_images
+from napari_dmcr.postprocessing.assignment import assign_with_counts
 from napari_dmcr.progress import CancelToken, ProgressStep, RunSteps, Throttle, drain
 from napari_dmcr.reconstruction.cost import check_memory, estimate_settings
 
@@ -54,7 +56,7 @@ _STOP_REASONS = {
 
 
 def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = None, **options):
-    """Reconstruct a two-phase 2D image or 3D volume by Yeong-Torquato simulated annealing.
+    """Reconstruct a 2D image or 3D volume of two or more phases by Yeong-Torquato simulated annealing.
 
     Returns a generator: iterate it to run the annealing; it yields
     :class:`~napari_dmcr.progress.ProgressStep` reports and returns an :class:`AnnealingResult`
@@ -64,7 +66,7 @@ def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = 
     Parameters
     ----------
     target : numpy.ndarray, dict or sequence of 3 numpy.ndarray
-        Labeled image(s) with two labels, one of them ``phase``; three orthogonal slices as for
+        Labeled image(s) with two or more labels (0..254), one of them ``phase``; three orthogonal slices as for
         :func:`~napari_dmcr.reconstruction.reconstruct` (``{"x": ..., "y": ..., "z": ...}``) or
         as a sequence normal to z, y and x. Accepted combinations:
 
@@ -80,8 +82,9 @@ def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = 
     shape : tuple of 2 or 3 int
         Shape of the reconstruction (periodic in every axis).
     phase : int, optional
-        Label of the phase of interest (default: the minority label, as in every method); the
-        result carries the target's two labels.
+        Label of the phase of interest (default: the minority label, as in every method): with
+        two labels the one matched, with more the one previewed; the result carries the
+        target's labels.
     max_lag : int, optional
         Largest lag of S2 in voxels. Defaults to half the smallest reconstruction or target
         axis; may not exceed either. The cost of a trial swap grows linearly with it.
@@ -144,19 +147,23 @@ def yeong_torquato(target, shape, *, initial=None, cancel: CancelToken | None = 
     pixels = sum(image.size for image in distinct_images(settings.images))
     check_memory(settings.shape, method="yeong-torquato", max_lag=settings.max_lag, target_pixels=pixels)
     estimate = estimate_settings(settings, "yt")
-    shape, phase, n_phase = settings.shape, settings.phase, settings.n_phase
-    indicators = [image == phase for image in settings.images]
-    target_s2 = _target_profiles(indicators, len(shape), settings.max_lag, settings.isotropic, settings.target_periodic)
+    shape = settings.shape
+    # The state holds label indices (settings.order); the matched labels' S2 per axis are the targets.
+    target_s2 = np.stack(
+        [
+            _target_profiles([image == label for image in settings.images], len(shape), settings.max_lag,
+                             settings.isotropic, settings.target_periodic)
+            for label in settings.matched
+        ]
+    )  # fmt: skip
     rng = np.random.default_rng(settings.seed)
     if initial is None:
-        n_voxels = math.prod(shape)
-        state = np.zeros(n_voxels, dtype=np.uint8)
-        state[rng.choice(n_voxels, n_phase, replace=False)] = 1
-        state = state.reshape(shape)
+        state = np.repeat(np.arange(len(settings.counts), dtype=np.uint8), settings.counts)
+        state = rng.permutation(state).reshape(shape)
     else:
-        state = _initial_state(initial, shape, phase, n_phase, rng)
+        state = _initial_state(initial, settings, rng)
 
-    return RunSteps(_anneal(state, target_s2, settings.parameters(), cancel), estimate)
+    return RunSteps(_anneal(state, target_s2, settings, cancel), estimate)
 
 
 def run_yeong_torquato(target, shape, **kwargs) -> AnnealingResult:
@@ -168,11 +175,21 @@ def run_yeong_torquato(target, shape, **kwargs) -> AnnealingResult:
     return drain(yeong_torquato(target, shape, **kwargs))
 
 
-def _initial_state(initial, shape, phase, n_phase, rng):
+def _initial_state(initial, settings, rng):
+    """The given labels as state indices, with exactly the settings' counts."""
     initial = check_labels(initial, what="initial")
+    shape = settings.shape
     if initial.shape != shape:
         raise InputError(f"initial has shape {initial.shape}, but the shape to build is {shape}")
-    state = (initial == phase).astype(np.uint8)
+    if len(settings.labels) > 2:
+        # Each label's indicator, smoothed, ranks where counts move: along interfaces, the bulk kept.
+        scores = np.stack(
+            [ndimage.uniform_filter((initial == label).astype(float), 3, mode="wrap") for label in settings.order]
+        )
+        scores += 1e-6 * rng.random(scores.shape)
+        return assign_with_counts(scores, settings.counts).astype(np.uint8)
+    state = (initial == settings.phase).astype(np.uint8)
+    n_phase = settings.counts[1]
     # Flip interface voxels of the over-represented phase, a random subset per round, until the
     # count is exact: this moves boundaries by at most a voxel per round and leaves the bulk alone.
     while (excess := int(state.sum()) - n_phase) != 0:
@@ -234,8 +251,9 @@ def _target_profiles(indicators, ndim, max_lag, isotropic, periodic):
 # --- driver -----------------------------------------------------------------------------------
 
 
-def _anneal(state, target_s2, parameters, cancel):
+def _anneal(state, target_s2, settings, cancel):
     start = time.perf_counter()
+    parameters = settings.parameters()
     shape = parameters["shape"]
     max_lag = parameters["max_lag"]
     lattice = (1,) * (3 - len(shape)) + shape
@@ -245,10 +263,19 @@ def _anneal(state, target_s2, parameters, cancel):
     n_voxels = state.size
     inv_n = 1.0 / n_voxels
 
-    counts = np.stack([_axis_pair_counts(state, a, max_lag, True) for a in range(len(shape))])
+    order = list(settings.order)
+    rows = np.full(len(order), -1, dtype=np.int64)  # state index -> row of the matched counts
+    for row, label in enumerate(settings.matched):
+        rows[order.index(label)] = row
+    counts = np.stack(
+        [
+            np.stack([_axis_pair_counts(state == order.index(label), a, max_lag, True) for a in range(len(shape))])
+            for label in settings.matched
+        ]
+    )
     img = np.ascontiguousarray(state.reshape(-1), dtype=np.uint8)
-    phase_sites = np.flatnonzero(img).astype(np.int64)
-    other_sites = np.flatnonzero(img == 0).astype(np.int64)
+    sites = np.argsort(img, kind="stable").astype(np.int64)  # voxels grouped by label
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(img, minlength=len(order)))]).astype(np.int64)
     best_img = img.copy()
     best_counts = counts.copy()
     journal = np.empty((_BATCH_SWAPS, 2), dtype=np.int64)
@@ -260,27 +287,16 @@ def _anneal(state, target_s2, parameters, cancel):
     temperature = parameters["initial_temperature"]
     if temperature is None:
         uphill = mean_uphill(
-            img,
-            dims,
-            strides,
-            axes,
-            max_lag,
-            counts,
-            target_s2,
-            inv_n,
-            energy,
-            phase_sites,
-            other_sites,
-            rng,
-            _TEMPERATURE_SAMPLES,
-            interface_bias,
-        )
+            img, rows, dims, strides, axes, max_lag, counts, target_s2, inv_n, sites, offsets, rng,
+            _TEMPERATURE_SAMPLES, interface_bias,
+        )  # fmt: skip
         temperature = -uphill / math.log(parameters["initial_acceptance"])
     initial_temperature = temperature
 
     def batch(n_swaps):
         return anneal_batch(
             img,
+            rows,
             dims,
             strides,
             axes,
@@ -288,8 +304,8 @@ def _anneal(state, target_s2, parameters, cancel):
             counts,
             target_s2,
             inv_n,
-            phase_sites,
-            other_sites,
+            sites,
+            offsets,
             best_img,
             best_counts,
             journal,
@@ -313,6 +329,7 @@ def _anneal(state, target_s2, parameters, cancel):
     status = TARGET_REACHED if energy <= parameters["target_energy"] else RUNNING
     history, history_swaps = [energy], [0]
     throttle = Throttle(parameters["preview_interval_s"])
+    preview_index = order.index(settings.phase)
     annealing_time = 0.0
     reported = None
     while True:
@@ -325,7 +342,7 @@ def _anneal(state, target_s2, parameters, cancel):
                 stage="annealing",
                 losses={"s2": energy, "total": energy},
                 elapsed=time.perf_counter() - start,
-                volume=img.reshape(shape).astype(np.float32) if parameters["preview"] else None,
+                volume=(img.reshape(shape) == preview_index).astype(np.float32) if parameters["preview"] else None,
             )
         if finished:
             break
@@ -345,14 +362,15 @@ def _anneal(state, target_s2, parameters, cancel):
         history.append(energy)
         history_swaps.append(done)
 
-    labels = np.where(best_img.reshape(shape) == 1, parameters["phase"], parameters["other_label"])
+    labels = np.array(order)[best_img.reshape(shape)]
     return AnnealingResult(
         labels=labels.astype(np.uint8),
         energy=best_energy,
         energy_history=np.array(history),
         history_swaps=np.array(history_swaps, dtype=np.int64),
-        s2=best_counts * inv_n,
-        target_s2=target_s2,
+        # One row per matched label; two phases: the phase's alone.
+        s2=best_counts[0] * inv_n if len(settings.matched) == 1 else best_counts * inv_n,
+        target_s2=target_s2[0] if len(settings.matched) == 1 else target_s2,
         swaps=done,
         accepted=accepted,
         swaps_per_second=done / annealing_time if annealing_time > 0 else 0.0,

@@ -79,7 +79,11 @@ def fit_sphere_radii(images, grain, periodic=False, longest=None):
     rms : float
         RMS difference between the model's S2 of the rest and the images'.
     """
-    s2 = target_s2([image != grain for image in images], True, periodic, longest)
+    return fit_radii_to_s2(target_s2([image != grain for image in images], True, periodic, longest))
+
+
+def fit_radii_to_s2(s2):
+    """:func:`fit_sphere_radii` from the radial S2 of the rest (lags 0, 1, ...)."""
     max_lag = s2.size - 1
     lags = np.arange(max_lag + 1.0)
     ladder = np.geomspace(MIN_RADIUS, max(MIN_RADIUS, max_lag / 2), RADII)
@@ -118,6 +122,13 @@ def boolean_spheres(images, grain, shape, seed=0, *, periodic=False, longest=Non
         True on ``round(fraction * size)`` voxels, the fraction of ``grain`` in the images.
     """
     radii, intensities, _ = fit_sphere_radii(images, grain, periodic, longest=longest or max(shape))
+    fraction = np.mean([np.mean(image == grain) for image in images])
+    return lowest(-sphere_depth(radii, intensities, shape, seed), fraction)
+
+
+def sphere_depth(radii, intensities, shape, seed=0):
+    """Depth inside the union of Poisson spheres of ``radii`` and ``intensities`` (per voxel):
+    the largest ``radius - distance to a centre`` at each voxel (-inf far from every sphere)."""
     rng = np.random.default_rng(int(seed))
     sides = np.array(shape)
     depth = np.full(shape, -np.inf)
@@ -125,5 +136,4 @@ def boolean_spheres(images, grain, shape, seed=0, *, periodic=False, longest=Non
         for centre in rng.random((rng.poisson(intensity * depth.size), 3)) * sides:
             box, distance = sphere_box(centre, radius, sides)
             update_box(depth, box, radius - distance, np.maximum)
-    fraction = np.mean([np.mean(image == grain) for image in images])
-    return lowest(-depth, fraction)
+    return depth

@@ -120,7 +120,17 @@ def target_bytes(specs, target_pixels):
 
 
 def estimate_run(
-    shape, specs, *, method, device, iterations, levels=None, chunk_size=None, max_lag=None, target_pixels=0
+    shape,
+    specs,
+    *,
+    method,
+    device,
+    iterations,
+    levels=None,
+    chunk_size=None,
+    max_lag=None,
+    target_pixels=0,
+    matched_per_swap=1,
 ):
     """Estimate memory and time of a run.
 
@@ -144,13 +154,15 @@ def estimate_run(
         S2 range of Yeong-Torquato; half the smallest side when None.
     target_pixels : int
         Pixels of the distinct target images, characterized before the run (in host memory).
+    matched_per_swap : int
+        Labels whose S2 a Yeong-Torquato swap updates: 1 for two phases, 2 for three or more.
     """
     voxels = math.prod(shape)
     if method == "yeong-torquato":
         lag = max_lag or min(shape) // 2
         return RunEstimate(
             memory_bytes=_ANNEALING_BYTES_PER_VOXEL * voxels + _TARGET_BYTES_PER_PIXEL * target_pixels,
-            seconds=iterations * voxels * lag / _SWAP_LAG_RATE,
+            seconds=iterations * voxels * lag * matched_per_swap / _SWAP_LAG_RATE,
             available_bytes=available_bytes("cpu"),
         )
     per_slice = estimate_bytes_per_slice(specs, _slice_shape(shape))
@@ -188,6 +200,7 @@ def estimate_settings(settings, method="dmcr", chunk_size=None):
             iterations=swaps_per_voxel,
             max_lag=settings.max_lag,
             target_pixels=pixels,
+            matched_per_swap=min(2, len(settings.matched)),
         )
     return estimate_run(
         shape,

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from napari_dmcr.errors import DeviceMemoryError
-from napari_dmcr.labels import distinct_images
 from napari_dmcr.progress import Cancelled, CancelToken, RunSteps, Throttle, drain
 from napari_dmcr.reconstruction.allocator import reuse_freed_memory
 from napari_dmcr.reconstruction.cost import (
@@ -48,7 +47,7 @@ from napari_dmcr.reconstruction.result import (
 )
 from napari_dmcr.reconstruction.schedule import planned_iterations, stages
 from napari_dmcr.reconstruction.settings import check_settings
-from napari_dmcr.reconstruction.starts import AUTO_MODELS, fitted_start
+from napari_dmcr.reconstruction.target_start import target_start
 
 IMPLAUSIBLE_RESIDUAL = 1.0  # a core whose descriptors are this far off is not the target's material
 
@@ -156,7 +155,7 @@ def reconstruct(target, shape, *, cancel=None, **options):
     # The options and their defaults live in check_settings (one home); bad ones fail here.
     settings = check_settings(target, shape, **options)
     labels = settings.target.labels
-    if len(labels) > 2:
+    if len(labels) > 2 and settings.start == "random":
         warnings.warn(
             f"the target has {len(labels)} phases (labels {', '.join(map(str, labels))}): each is optimized, from "
             "a random start, which takes far longer than two phases; if the material has two, segment it to two "
@@ -210,7 +209,7 @@ class _Record:
         self.throttle = Throttle(settings.preview_interval_s)
         self.emit = emit
         self.shape = settings.shape
-        self.start_cut = None  # the first fitted start, as labels of the phase (bool)
+        self.start_cut = None  # the first fitted start: the set of the phase (bool); 3+ phases: labels
         self.last_cut = None  # the current restart's fitted start
 
     def report(self, iteration, stage, loss, errors, preview, force=False):
@@ -225,23 +224,25 @@ def _start_variable(settings, phases, level_shape, restart, parameters, record, 
     if settings.initial is not None:
         return phases.start(settings.initial, level_shape, settings.device)
     if settings.start not in ("random", "initial"):
-        models = AUTO_MODELS if settings.start == "auto" else (settings.start,)
-        cut, choice = fitted_start(
-            # The slices as given (their shapes; moved to one fraction, a clast loses its rim), each once.
-            distinct_images(settings.target.given or settings.target.images),
+        start, choice, notes = target_start(
+            settings.target,
             settings.phase,
             settings.shape,
             settings.seed + restart,
-            models=models,
+            start=settings.start,
             periodic=settings.target_periodic,
             cancel=cancel,
         )
-        parameters.setdefault("start_model", choice)  # the first start's
+        if "start_model" not in parameters:  # the first start's
+            parameters["start_model"] = choice
+            record.notes += notes
         if record.start_cut is None:
-            record.start_cut = cut
-        record.last_cut = cut
+            record.start_cut = start
+        record.last_cut = start
+        if phases.multiphase:
+            return phases.start(start, level_shape, settings.device)
         # Soft, not 0/1: L-BFGS-B crawls from variables on their bounds.
-        return phases.start(np.where(cut, 0.9, 0.1), level_shape, settings.device)
+        return phases.start(np.where(start, 0.9, 0.1), level_shape, settings.device)
     generator = torch.Generator().manual_seed(settings.seed + restart)
     return phases.initial(level_shape, generator, settings.device)
 
@@ -376,14 +377,16 @@ def _start_meets_target(settings, phases, record, loss):
     (fidelity3d.json); None otherwise."""
     if record.last_cut is None or settings.levels != 1:
         return None
-    phase, other = phases.order
-    weighted, residual, _ = _labels_score(loss, settings, phases, np.where(record.last_cut, phase, other))
+    # Two phases: the start is the set of the phase; three or more: labels.
+    labels = record.last_cut if phases.multiphase else np.where(record.last_cut, *phases.order)
+    weighted, residual, _ = _labels_score(loss, settings, phases, labels)
     if residual > settings.target_residual:
         return None
     record.notes.append(
         f"the fitted start met the target residual ({residual:.3g} <= {settings.target_residual:g}): not polished"
     )
-    return weighted, phases.start(record.last_cut.astype(np.float64), settings.shape, settings.device)
+    start = labels if phases.multiphase else record.last_cut.astype(np.float64)
+    return weighted, phases.start(start, settings.shape, settings.device)
 
 
 def _result(settings, phases, record, final_fields, cancelled, chunk_size, parameters):
@@ -397,10 +400,10 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
     # (three slices through one point: the polish cut Yan's pore network along two axes); not
     # where three slices show a layered material, which need not percolate where the start did.
     isotropic = settings.target.chord_anisotropy() <= MAX_CHORD_ANISOTROPY
-    if record.start_cut is not None and not cancelled and len(settings.shape) == 3 and isotropic:
+    fitted = record.start_cut is not None and not phases.multiphase
+    if fitted and not cancelled and len(settings.shape) == 3 and isotropic:
         labels, field = keep_the_network(phases, record, labels, field, parameters)
-        if not phases.multiphase:
-            labels = remove_excess_specks(phases, record, labels, field, settings.target.images, parameters)
+        labels = remove_excess_specks(phases, record, labels, field, settings.target.images, parameters)
     final_loss = level_loss(settings, phases, 0, chunk_size)  # no cancel token: a cancelled run is scored too
     weighted, residual, final_errors = _labels_score(final_loss, settings, phases, labels)
     # Mean over the directions (a small direction may have dropped a descriptor).

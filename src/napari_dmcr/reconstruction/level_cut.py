@@ -136,14 +136,19 @@ def gaussian_level_cut(images, phase, shape, seed=0, *, periodic=False, longest=
         True on ``round(fraction * size)`` voxels, the lowest values of the field.
     """
     s2 = target_s2(images, phase, periodic, longest=longest or max(shape))
-    fraction = float(s2[0])
-    widths, weights = correlation_mixture(gaussian_correlation(s2, fraction))
+    return lowest(fitted_field(s2, shape, seed), float(s2[0]))
+
+
+def fitted_field(s2, shape, seed=0):
+    """A Gaussian field (zero mean, unit variance) whose cut at the fraction ``s2[0]`` has the
+    radial two-point function ``s2`` (lags 0, 1, ...): the values, cut by :func:`lowest`."""
+    widths, weights = correlation_mixture(gaussian_correlation(s2, float(s2[0])))
     generator = torch.Generator().manual_seed(int(seed))
     field = torch.zeros(shape, dtype=torch.float64)
     for width, weight in zip(widths, weights):
         filtered = periodic_gaussian(torch.randn(shape, generator=generator, dtype=torch.float64), width)
         field += np.sqrt(weight) * filtered / filtered.std()
-    return lowest(field.numpy(), fraction)
+    return field.numpy()
 
 
 def lowest(values, fraction):

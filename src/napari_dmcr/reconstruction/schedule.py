@@ -27,20 +27,23 @@ def default_multigrid_levels(shape):
 def resolved_start(start, target, shape, has_initial=False):
     """The start a run takes: ``"initial"`` (a given state), a model, ``"auto"`` or ``"random"``.
 
-    ``"auto"`` (the best-fitting of :data:`~napari_dmcr.reconstruction.starts.AUTO_MODELS`) stays
-    ``"auto"`` for two-phase target images and becomes ``"random"`` otherwise (3+ phases, a
-    descriptor file: the models are fitted to one phase's S2 in an image).
+    ``"auto"`` (the best-fitting of :data:`~napari_dmcr.reconstruction.starts.AUTO_MODELS`; for
+    3+ phases :func:`~napari_dmcr.reconstruction.pluri_gaussian.pluri_gaussian_start`) stays
+    ``"auto"`` for target images and becomes ``"random"`` for a descriptor file (the models are
+    fitted to the images).
     """
     if start not in STARTS:
         raise InputError(f"unknown start {start!r}; choose from {', '.join(STARTS)}")
     if has_initial:
         return "initial"
-    possible = len(target.labels) == 2 and target.characterization is None
-    if start in MODELS and not possible:
-        raise InputError(f"start={start!r} needs two-phase target images (not a descriptor file); use start='random'")
+    images = target.characterization is None
+    if start in MODELS and not (images and len(target.labels) == 2):
+        raise InputError(
+            f"start={start!r} needs two-phase target images (not a descriptor file); use start='auto' or 'random'"
+        )
     if start in GRAIN_MODELS and len(shape) != 3:
         raise InputError(f"start={start!r} is a 3D model; use 'gaussian' for a 2D output")
-    return start if start != "auto" or possible else "random"
+    return start if start != "auto" or images else "random"
 
 
 def start_kind(start):

@@ -35,6 +35,7 @@ import numpy as np
 from skimage import measure
 
 from napari_dmcr.evaluation.morphology import chord_lengths
+from napari_dmcr.reconstruction.anisotropy import is_anisotropic, isotropized, shrunk_shape, stretched
 from napari_dmcr.reconstruction.boolean_spheres import boolean_spheres
 from napari_dmcr.reconstruction.deposited_grains import deposited_grains
 from napari_dmcr.reconstruction.level_cut import gaussian_level_cut
@@ -114,7 +115,18 @@ def shape_distance(candidate, target):
     return float(np.sum(np.maximum(target[3], 1.0) * terms))
 
 
-def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=False, cancel=None):
+def fitted_start(
+    images,
+    phase,
+    shape,
+    seed=0,
+    *,
+    models=AUTO_MODELS,
+    periodic=False,
+    scales=None,
+    judged_side=JUDGED_SIDE,
+    cancel=None,
+):
     """The candidate start whose slices look most like the targets.
 
     Parameters
@@ -129,6 +141,12 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
     models : sequence of {"gaussian", "spheres", "deposited", "packed"}
     periodic : bool
         Treat the target images as periodic.
+    scales : sequence of 3 float, optional
+        The stretch of each axis (:func:`~napari_dmcr.reconstruction.anisotropy.axis_scales`)
+        when ``images`` are three slices normal to z, y and x: the start is fitted to the slices
+        made isotropic and stretched back (:mod:`~napari_dmcr.reconstruction.anisotropy`).
+    judged_side : int
+        Largest side of the cube the candidates are judged in.
     cancel : CancelToken, optional
         Checked before each candidate is built and judged (seconds each at 128^3).
 
@@ -137,11 +155,51 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
     cut : numpy.ndarray of bool
         True on the voxels of ``phase`` (its exact fraction in the images).
     choice : dict
-        ``model`` (one of ``models``), ``grains`` (the label made of spheres, or
-        None) and ``distances`` (every candidate's :func:`shape_distance`).
+        ``model`` (one of ``models``), ``grains`` (the label made of spheres, or None),
+        ``candidate`` (its name in :func:`candidates`), ``distances`` (every candidate's
+        :func:`shape_distance`) and, when stretched, ``scales``.
     """
+    if len(shape) == 3 and is_anisotropic(scales):
+        found = fitted_start(
+            isotropized(images, scales),
+            phase,
+            shrunk_shape(shape, scales),
+            seed,
+            models=models,
+            periodic=periodic,
+            cancel=cancel,
+        )
+        fraction = float(np.mean([np.mean(image == phase) for image in images]))
+        return stretched(found[0], scales, shape, fraction), found[1] | {"scales": [round(float(s), 4) for s in scales]}
     labels = sorted(np.unique(np.concatenate([np.unique(image) for image in images])).tolist())
-    window = min(JUDGED_SIDE, *(min(image.shape) for image in images))
+    window = min(judged_side, *(min(image.shape) for image in images))
+    builders = candidates(images, phase, shape, seed, models=models, periodic=periodic, judged_side=judged_side)
+    if len(builders) == 1:
+        name, (build, grain) = next(iter(builders.items()))
+        return build(tuple(shape)), {"model": name.split()[0], "grains": grain, "distances": {}, "candidate": name}
+    judged_shape = (window,) * 3
+    other = next(label for label in labels if label != phase)
+    target = slice_shapes(images, phase, window, cancel)
+    distances, judged = {}, {}
+    for name, (build, _) in builders.items():
+        _check(cancel)
+        judged[name] = build(judged_shape)
+        stack = np.where(judged[name], phase, other)[:: max(1, judged_shape[0] // SLICES_JUDGED)]
+        distances[name] = shape_distance(slice_shapes(list(stack), phase, window, cancel), target)
+    best = min(distances, key=distances.get)
+    build, grain = builders[best]
+    # Same seed, same shape: the judged candidate is the start itself.
+    _check(cancel)
+    cut = judged[best] if judged_shape == tuple(shape) else build(tuple(shape))
+    return cut, {"model": best.split()[0], "grains": grain, "distances": distances, "candidate": best}
+
+
+def candidates(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=False, judged_side=JUDGED_SIDE):
+    """The candidate starts of :func:`fitted_start` by name (``"gaussian"``, ``"spheres of 0"``,
+    ...), each as ``(build, grains label or None)``: ``build(size)`` gives the boolean set of
+    ``phase`` in a box of ``size``, the same for the judged cube and for ``shape``."""
+    labels = sorted(np.unique(np.concatenate([np.unique(image) for image in images])).tolist())
+    window = min(judged_side, *(min(image.shape) for image in images))
     # One S2 range for the judged and the final build: the start judged is the start used.
     fit = {"periodic": periodic, "longest": max(*shape, window)}
     builders = {}
@@ -157,24 +215,7 @@ def fitted_start(images, phase, shape, seed=0, *, models=AUTO_MODELS, periodic=F
                 return grains if grain == phase else ~grains
 
             builders[f"{model} of {grain}"] = (grains_of, grain)
-    if len(builders) == 1:
-        name, (build, grain) = next(iter(builders.items()))
-        return build(tuple(shape)), {"model": name.split()[0], "grains": grain, "distances": {}}
-    judged_shape = (window,) * 3
-    other = next(label for label in labels if label != phase)
-    target = slice_shapes(images, phase, window, cancel)
-    distances, judged = {}, {}
-    for name, (build, _) in builders.items():
-        _check(cancel)
-        judged[name] = build(judged_shape)
-        stack = np.where(judged[name], phase, other)[:: max(1, judged_shape[0] // SLICES_JUDGED)]
-        distances[name] = shape_distance(slice_shapes(list(stack), phase, window, cancel), target)
-    best = min(distances, key=distances.get)
-    build, grain = builders[best]
-    # Same seed, same shape: the judged candidate is the start itself.
-    _check(cancel)
-    cut = judged[best] if judged_shape == tuple(shape) else build(tuple(shape))
-    return cut, {"model": best.split()[0], "grains": grain, "distances": distances}
+    return builders
 
 
 def _check(cancel):

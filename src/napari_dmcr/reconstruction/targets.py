@@ -26,6 +26,7 @@ from napari_dmcr.descriptors.representativity import (
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.morphology import chord_lengths
 from napari_dmcr.labels import check_labels, distinct_images, phase_labels
+from napari_dmcr.reconstruction.anisotropy import SIGNIFICANT_Z, anisotropy_z, correlation_lengths, length_scales
 
 AXIS_NAMES = ("z", "y", "x")
 MAX_LABELS = 16
@@ -127,6 +128,19 @@ class Target:
                 ratios.append(max(means) / max(min(means), 1e-9))
             self.cache["chord_anisotropy"] = float(max(ratios))
         return self.cache["chord_anisotropy"]
+
+    def axis_scales(self):
+        """The stretch of each volume axis that three slices show
+        (:func:`~napari_dmcr.reconstruction.anisotropy.axis_scales`); None for one image, and
+        where the axes' lengths differ by less than
+        :data:`~napari_dmcr.reconstruction.anisotropy.SIGNIFICANT_Z` sampling SDs."""
+        if self.isotropic or self.characterization is not None or len(self.images) != 3:
+            return None
+        if "axis_scales" not in self.cache:
+            lengths = correlation_lengths(self.images, self.labels)
+            significant = anisotropy_z(self.images, self.labels, lengths) >= SIGNIFICANT_Z
+            self.cache["axis_scales"] = length_scales(lengths) if significant else None
+        return self.cache["axis_scales"]
 
     def specs(self, specs):
         """``specs`` with the ranges and levels the descriptor file was computed with.

@@ -95,11 +95,6 @@ class RunMixin:
             )
             planned = planned_total(target, shape, options["max_iter"], options["multigrid_levels"], options["start"])
         else:
-            if len(labels) != 2:
-                raise InputError(
-                    f"Yeong-Torquato reconstructs two phases but the input has labels {labels}; "
-                    "use the differentiable method or merge the labels first"
-                )
             options["max_swaps"] = planned = self._iterations.value * int(np.prod(shape))
         return RunRequest(
             method=self._method.value,
