@@ -39,6 +39,7 @@ from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels, distinct_images
 from napari_dmcr.postprocessing.assignment import assign_with_counts
 from napari_dmcr.progress import CancelToken, ProgressStep, RunSteps, Throttle, drain
+from napari_dmcr.reconstruction.anisotropy import SEEN
 from napari_dmcr.reconstruction.cost import check_memory, estimate_settings
 
 # Trial swaps per kernel call: a cancel takes effect within one batch, and the Python overhead
@@ -238,11 +239,8 @@ def _target_profiles(indicators, ndim, max_lag, isotropic, periodic):
     elif len(indicators) == 1:
         per_axis = [np.mean(profiles[0], axis=0)] * ndim
     else:
-        # Image k is normal to volume axis k; volume axis a is image axis 0 or 1 of the others.
-        per_axis = []
-        for a in range(3):
-            matches = [profiles[k][a if a < k else a - 1] for k in range(3) if k != a]
-            per_axis.append(np.mean(matches, axis=0))
+        # Image k is normal to volume axis k; volume axis a is seen by the other two.
+        per_axis = [np.mean([profiles[k][i] for k, i in SEEN[a]], axis=0) for a in range(3)]
     if isotropic:
         per_axis = [np.mean(per_axis, axis=0)] * ndim
     return np.array(per_axis, dtype=np.float64)

@@ -26,7 +26,7 @@ from napari_dmcr.descriptors.representativity import (
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.morphology import chord_lengths
 from napari_dmcr.labels import check_labels, distinct_images, phase_labels
-from napari_dmcr.reconstruction.anisotropy import SIGNIFICANT_Z, anisotropy_z, correlation_lengths, length_scales
+from napari_dmcr.reconstruction.anisotropy import SEEN, SIGNIFICANT_Z, anisotropy_z, correlation_lengths, length_scales
 
 AXIS_NAMES = ("z", "y", "x")
 MAX_LABELS = 16
@@ -116,12 +116,10 @@ class Target:
         if self.isotropic or self.characterization is not None:
             return 1.0
         if "chord_anisotropy" not in self.cache:
-            # The slice normal to z sees y and x, normal to y sees z and x, normal to x sees z and y.
-            seen = {0: [(1, 0), (2, 0)], 1: [(0, 0), (2, 1)], 2: [(0, 1), (1, 1)]}
             ratios = []
             for label in self.labels:
                 means = []
-                for views in seen.values():
+                for views in SEEN.values():
                     lengths = [chord_lengths(self.images[k] == label, a, include_border=True) for k, a in views]
                     lengths = np.concatenate(lengths)
                     means.append(lengths.mean() if lengths.size else 0.0)
