@@ -152,6 +152,33 @@ def test_volume_properties_reports_per_axis_values_notes_and_parameters():
     assert differences["tortuosity"][2] is None
 
 
+@pytest.mark.parametrize("pore", [0, 1])
+def test_a_pore_image_gets_empty_pores_and_quartz_grains_by_default(pore):
+    volume = np.zeros((8, 6, 6), np.uint8) + (1 - pore)
+    volume[:, :, :2] = pore  # sheets of pore normal to x, a third of the volume
+    auto = volume_properties(volume, pore)
+    quartz, void = (95.8, 0.064), (0.0, 0.0)
+    moduli = [void if label == pore else quartz for label in (0, 1)]
+    given = volume_properties(volume, pore, young=[m[0] for m in moduli], poisson=[m[1] for m in moduli])
+    assert auto["young_modulus"] == pytest.approx(given["young_modulus"], rel=1e-6)
+    assert auto["young_modulus"][0] == pytest.approx(95.8 * 2 / 3, rel=1e-3)  # along the sheets: Voigt
+    assert auto["parameters"]["young_modulus"] == [m[0] for m in moduli]
+    assert f"label {pore} = empty pores, label {1 - pore} = quartz grains" in auto["parameters"]["moduli"]
+    assert any("empty pores" in note for note in auto["notes"])
+
+
+def test_named_materials_keep_their_label_order_and_three_labels_need_moduli():
+    volume = random_volume((6, 6, 6), 0.4, seed=1)
+    sample = volume_properties(volume, 1, material="conglomerate")
+    assert sample["parameters"]["young_modulus"] == [50.0, 10.0]
+    assert "label 0 = gravel, label 1 = matrix" in sample["parameters"]["moduli"]
+    three = volume.copy()
+    three[0] = 2
+    with pytest.raises(InputError, match=r"3 labels .* no material is assumed"):
+        volume_properties(three, 1)
+    assert volume_properties(three, 1, elastic=False)["diffusivity"][0] >= 0.0
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -34,6 +34,8 @@ QUICK = ["--shape", "12", "12", "12", "--max-iter", "3", "--preset", "cpu"]
         (["--s3-limit", "0"], "window"),
         (["--target-residual", "nan"], "target_residual"),
         (["--sharpen", "inf"], "sharpen"),
+        (["--time-limit", "-1"], "time_limit_s"),
+        (["--threads", "0"], "threads must be"),
         (["--shape", "4000", "4000", "4000"], "try a size of at most"),
     ],
 )
@@ -86,6 +88,21 @@ def test_one_default_phase_for_both_engines():
     two = np.where(image == 1, 1, 7).astype(np.uint8)
     assert check_settings(two, (8, 8, 8), device="cpu").phase == 1
     assert run_yeong_torquato(two, (8, 8), max_swaps=10).parameters["phase"] == 1
+
+
+def test_the_optimizer_stops_at_its_time_limit_with_exact_fractions():
+    image = conglomerate_slice((32, 32), seed=1)
+    options = dict(device="cpu", descriptors="cpu", start="random", max_iter=50, multigrid_levels=2, seed=2)
+    limited = run_reconstruction(image, (16, 16, 16), time_limit_s=1e-6, **options)
+    assert limited.parameters["stopped_at_time_limit"] and limited.parameters["time_limit_s"] == 1e-6
+    assert len(limited.history) == 1  # the first iteration ends past the limit
+    assert any("time limit" in note for note in limited.notes)
+    assert limited.labels.shape == (16, 16, 16)
+    assert abs((limited.labels == 1).mean() - (image == 1).mean()) < 1 / 16**3 + 1e-9
+    free = run_reconstruction(image, (16, 16, 16), time_limit_s=0, **dict(options, max_iter=3))
+    assert not free.parameters["stopped_at_time_limit"] and len(free.history) > 3
+    assert check_settings(image, (16,) * 3, device="cpu").time_limit_s == 60.0  # a fitted start's polish
+    assert check_settings(image, (16,) * 3, device="cpu", start="random").time_limit_s == 0.0
 
 
 def test_a_run_is_rebuilt_from_its_record():
@@ -186,15 +203,18 @@ def test_a_signal_saves_the_best_state_and_never_replaces_a_finished_result(tmp_
     sent = time.perf_counter()
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    assert process.returncode == 128 + signum, stderr
     assert time.perf_counter() - sent < 5.0  # within an evaluation (under 1 s on a quiet machine)
-    assert json.loads((tmp_path / "core.npy.json").read_text())["cancelled"] is True
-    finished = np.load(out)
+    # Never under the asked name: a pipeline waiting for core.npy does not take it for a core.
+    assert not out.exists() and "core.cancelled.npy" in stdout
+    assert json.loads((tmp_path / "core.cancelled.npy.json").read_text())["cancelled"] is True
+    finished = np.load(tmp_path / "core.cancelled.npy")
+    np.save(out, finished)
     (tmp_path / "core.npy.json").write_text(json.dumps({"cancelled": False}))  # stands for a finished run
     process = _start(tmp_path, out, "--overwrite", "--seed", "4")
     process.send_signal(signum)
     stdout, _ = process.communicate(timeout=60)
-    assert process.returncode == 130 and "core.cancelled.npy" in stdout
+    assert process.returncode == 128 + signum and "core.cancelled.npy" in stdout and "core.npy is kept" in stdout
     assert np.array_equal(np.load(out), finished)
     assert json.loads((tmp_path / "core.npy.json").read_text()) == {"cancelled": False}
     assert json.loads((tmp_path / "core.cancelled.npy.json").read_text())["cancelled"] is True
@@ -244,8 +264,8 @@ def test_yeong_torquato_honours_a_signal_within_a_batch(tmp_path):
     sent = time.perf_counter()
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=60)
-    assert process.returncode == 130 and time.perf_counter() - sent < 5.0  # 12.8 s before (issue 14)
-    assert json.loads((tmp_path / "yt.npy.json").read_text())["cancelled"] is True
+    assert process.returncode == 143 and time.perf_counter() - sent < 5.0  # 12.8 s before (issue 14)
+    assert json.loads((tmp_path / "yt.cancelled.npy.json").read_text())["cancelled"] is True
 
 
 def test_every_command_keeps_an_existing_output_unless_asked(tmp_path, capsys):

@@ -119,11 +119,13 @@ def test_the_engine_records_the_start_it_chose():
     assert result.parameters["start_model"]["model"] == "spheres"
 
 
-def test_a_polish_that_cuts_the_start_s_network_gives_way_to_the_start():
+def test_a_polish_that_breaks_the_start_s_network_gives_way_to_the_start():
     from types import SimpleNamespace
 
     from napari_dmcr.reconstruction.result import keep_the_network
 
+    # Target slices of single pixels: every speck is one the material shows, none is removed.
+    images = [(np.indices((12, 12)).sum(0) % 2).astype(np.uint8)]
     tube = np.zeros((12, 12, 12), bool)
     tube[:, 4:8, 4:8] = True  # the phase joins the faces normal to z
     record = SimpleNamespace(start_cut=tube, notes=[])
@@ -132,14 +134,18 @@ def test_a_polish_that_cuts_the_start_s_network_gives_way_to_the_start():
     cut[6] = 0  # the polish pinched the throat...
     cut[6, 0, 0:4] = 1  # ...and put its voxels elsewhere
     parameters = {}
-    labels, field = keep_the_network(phases, record, cut, np.zeros(tube.shape, np.float32), parameters)
+    labels, field = keep_the_network(phases, record, cut, np.zeros(tube.shape, np.float32), images, parameters)
     assert np.array_equal(labels, tube.astype(np.uint8)) and np.array_equal(field, tube)
     assert parameters["polish_kept"] is False and "along z" in record.notes[0]
+    assert parameters["polish_network"]["start"]["euler"] == 1
     kept = tube.astype(np.uint8)
     kept[0, 5, 5], kept[0, 0, 0] = 0, 1  # a polish that keeps the tube through (a speck: 1 / 192)
     parameters = {}
-    labels, _ = keep_the_network(phases, SimpleNamespace(start_cut=tube, notes=[]), kept, None, parameters)
-    assert labels is kept and parameters["polish_kept"] is True
+    labels, _ = keep_the_network(
+        phases, SimpleNamespace(start_cut=tube, notes=[]), kept, np.zeros(tube.shape, np.float32), images, parameters
+    )
+    assert np.array_equal(labels, kept) and parameters["polish_kept"] is True
+    assert parameters["polish_network"]["polished"]["euler"] == 2
     # A side arm (16 voxels of 208) that the polish cuts off the tube: still percolating, but
     # more than LARGEST_CLUSTER_DROP of the phase leaves the network.
     armed = tube.copy()
@@ -149,9 +155,24 @@ def test_a_polish_that_cuts_the_start_s_network_gives_way_to_the_start():
     split[0, 8, 4:8] = 1  # ...moved onto the tube
     notes = []
     parameters = {}
-    labels, _ = keep_the_network(phases, SimpleNamespace(start_cut=armed, notes=notes), split, None, parameters)
+    zeros = np.zeros(tube.shape, np.float32)
+    labels, _ = keep_the_network(
+        phases, SimpleNamespace(start_cut=armed, notes=notes), split, zeros, images, parameters
+    )
     assert np.array_equal(labels, armed.astype(np.uint8)) and parameters["polish_kept"] is False
     assert "split 5.8% of phase 1 off its largest cluster" in notes[0]
+    # Twelve isolated voxels (Euler characteristic 1 -> 13, a rise over MIN_EULER = 10).
+    specked = tube.astype(np.uint8)
+    specked[0:11, 0, 0] = 0
+    specked[0:11:2, 0, 0] = 1
+    specked[1:12:2, 11, 11] = 1
+    notes = []
+    parameters = {}
+    labels, _ = keep_the_network(
+        phases, SimpleNamespace(start_cut=tube, notes=notes), specked, zeros, images, parameters
+    )
+    assert parameters["polish_network"]["polished"]["euler"] == 13
+    assert np.array_equal(labels, tube.astype(np.uint8)) and "Euler characteristic from 1 to 13" in notes[0]
 
 
 def test_a_start_that_meets_the_target_residual_is_not_polished():

@@ -19,6 +19,7 @@ import warnings
 from napari_dmcr import __version__
 from napari_dmcr.errors import InputError
 from napari_dmcr.progress import Cancelled
+from napari_dmcr.threads import use_threads
 
 SUBCOMMANDS = ["sample", "characterize", "reconstruct", "evaluate", "export", "properties", "ensemble"]
 
@@ -32,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"napari_dmcr.cli.{name}").add_parser(subparsers)
+    for subparser in subparsers.choices.values():
+        subparser.add_argument(
+            "--threads",
+            type=int,
+            help="compute threads (default: the cores other programs leave free, or $NAPARI_DMCR_THREADS)",
+        )
     return parser
 
 
@@ -127,13 +134,14 @@ def cancel_on_signals(cancel):
 def add_moduli_options(parser, what="the properties"):
     """``--material``, ``--young``, ``--poisson``: the phase moduli of the sub-commands that
     compute properties; :func:`moduli_settings` reads them back."""
-    from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
+    from napari_dmcr.properties.materials import CHOICES, DEFAULT_MATERIAL
 
     parser.add_argument(
         "--material",
-        choices=sorted(MATERIALS),
+        choices=CHOICES,
         default=DEFAULT_MATERIAL,
-        help=f"phase moduli of {what} where --young/--poisson are not given (default: %(default)s; "
+        help=f"phase moduli of {what} where --young/--poisson are not given; auto: the conducting phase is "
+        "empty pores, the other label quartz (default: %(default)s; "
         "see docs/properties.md)",
     )
     parser.add_argument(
@@ -180,6 +188,7 @@ def main(argv=None) -> int:
     try:
         with warnings.catch_warnings(), _interrupt_on_sigterm():
             warnings.showwarning = functools.partial(_show_warning, args.command)
+            use_threads(args.threads)
             return args.run(args) or 0
     except InputError as error:
         print(f"dmcr {args.command}: error: {_user_message(error, args)}", file=sys.stderr)

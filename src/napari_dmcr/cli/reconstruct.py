@@ -5,13 +5,16 @@ Writes the labels (``.npy``, ``.tif`` or ``.vti``) and, beside them, a sidecar J
 to its values, software versions, device, timings and final descriptor errors. An existing output
 is replaced only with ``--overwrite``, and a second run with the same ``--out`` fails at once.
 Ctrl-C or SIGTERM cancels the run and still writes the best state reached, marked
-``"cancelled": true`` -- beside a finished result of the same name, never over it. When the
+``"cancelled": true``, to ``<name>.cancelled<suffix>``: never under the asked name, so that a
+pipeline that waits for that file never takes a cancelled state for a core; the exit code is
+128 + the signal (130, 143). When the
 output cannot be written after the run (or a file of its name appeared meanwhile), the result goes
 to a fallback folder.
 """
 
 from __future__ import annotations
 
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -98,6 +101,12 @@ def add_parser(subparsers):
         help="stop a level at this weighted RMS relative error (default: 0.1 from a "
         "fitted start, 0.005 from a random one)",
     )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        help="seconds after which the optimizer stops with its best state, 0: none (default: 60 from a "
+        "fitted start, none from a random one)",
+    )
     parser.add_argument("--restarts", type=int, default=0)
     parser.add_argument(
         "--sharpen",
@@ -149,7 +158,7 @@ def _run(args):
         print(f"  {preprocessing_text(step)}")
     started = time.perf_counter()
     with (
-        cancel_on_signals(cancel),
+        cancel_on_signals(cancel) as received,
         tqdm(
             total=100,
             unit="%",
@@ -172,24 +181,23 @@ def _run(args):
         print(line)
     if not saved:
         return 2
-    return 130 if result.cancelled else 0
+    return 128 + int(received[0] if received else signal.SIGINT) if result.cancelled else 0
 
 
 def _save(out, result, voxel_size, sidecar, overwrite):
     """Write the result; ``(path written, whether it is where it was asked)``.
 
-    A cancelled run beside a finished result of the same name goes to ``<name>.cancelled<suffix>``;
-    a write that fails (disk full, permissions changed during the run, or, without ``overwrite``,
-    a file of that name made meanwhile) goes to a fallback folder.
+    A cancelled run goes to ``<name>.cancelled<suffix>``, never under the asked name; a write that
+    fails (disk full, permissions changed during the run, or, without ``overwrite``, a file of that
+    name made meanwhile) goes to a fallback folder.
     """
     from napari_dmcr.io.writers import write_volume
 
-    if result.cancelled and out.exists():
-        out = out.with_name(f"{out.stem}.cancelled{out.suffix}")
+    if result.cancelled:
+        asked, out = out, out.with_name(f"{out.stem}.cancelled{out.suffix}")
         overwrite = True  # a cancelled state replaces only an earlier cancelled state
-        print(
-            f"cancelled: {out.with_name(out.name.replace('.cancelled', ''))} is kept; the cancelled state goes to {out}"
-        )
+        kept = f"{asked} is kept; " if asked.exists() else ""
+        print(f"cancelled: {kept}the best state reached goes to {out}, not to {asked.name}")
     try:
         return write_volume(out, result.labels, voxel_size=voxel_size, parameters=sidecar, overwrite=overwrite), True
     except OSError as error:
@@ -286,6 +294,7 @@ def _engine(args, target, shape, cancel):
         multigrid_levels=args.levels,
         start=args.start,
         target_residual=args.target_residual,
+        time_limit_s=args.time_limit,
         restarts=args.restarts,
         sharpen=args.sharpen,
         seed=args.seed,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.structure import structure_measures
 from napari_dmcr.labels import minority_label
+from napari_dmcr.threads import use_threads
 
 
 def check_realization(target, shape, method="dmcr", options=None):
@@ -47,7 +46,7 @@ def realize(target, shape, seed, method="dmcr", options=None, properties=None):
         ``labels`` and ``record``: the run's record, ``measures`` (unfitted 3D structure),
         ``properties`` (when asked) and ``seconds``.
     """
-    torch.set_num_threads(1)  # a Dask worker runs one task per thread
+    use_threads(1)  # a Dask worker runs one task per thread, one worker per free core
     options = dict(options or {})
     start = time.perf_counter()
     if method == "yt":

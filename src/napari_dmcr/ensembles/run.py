@@ -27,6 +27,7 @@ from napari_dmcr.io.writers import file_sha256, make_output_folder, read_sidecar
 from napari_dmcr.progress import Cancelled
 from napari_dmcr.properties.summary import PER_AXIS, check_properties_settings
 from napari_dmcr.reconstruction.cost import _bytes_text, _seconds_text, estimate_settings
+from napari_dmcr.threads import free_cores
 
 SUMMARY = "ensemble.json"
 SCHEDULER_TIMEOUT_S = 5  # a wrong or unreachable scheduler address fails within this
@@ -165,8 +166,9 @@ def _quiet_logging():
 
 
 def _local_workers(workers, realizations):
-    """Workers of a local cluster: as asked, else one per core, at most one per realization."""
-    return workers or max(1, min(realizations, os.cpu_count() or 1))
+    """Workers of a local cluster: as asked, else one per free core (one thread each), at most
+    one per realization."""
+    return workers or max(1, min(realizations, free_cores()))
 
 
 def run_ensemble(

@@ -76,8 +76,10 @@ def volume_properties(
     >>> [round(value, 6) for value in result["diffusivity"]], result["tortuosity"][2]
     ([0.5, 0.5, 0.0], None)
     """
-    volume, phase, young, poisson, device = check_volume(volume, phase, young, poisson, material, device, elastic)
-    result = {"axes": list(AXES), "notes": []}
+    volume, phase, young, poisson, device, described = check_volume(
+        volume, phase, young, poisson, material, device, elastic
+    )
+    result = {"axes": list(AXES), "notes": [f"phase moduli: {described}"] if elastic else []}
     solver = {"diffusion": []}
     for axis, name in enumerate(AXES):
         start = time.perf_counter()
@@ -112,8 +114,9 @@ def volume_properties(
         "shape": list(volume.shape),
         "fraction": float(np.mean(volume == phase)),
         "material": material,
-        "young_modulus": list(young),
-        "poisson_ratio": list(poisson),
+        "moduli": described,
+        "young_modulus": None if young is None else list(young),
+        "poisson_ratio": None if poisson is None else list(poisson),
         "unit": UNIT,
         "device": device,
         "diffusion_tolerance": DIFFUSION_TOLERANCE,
@@ -125,15 +128,17 @@ def volume_properties(
 
 
 def check_volume(volume, phase, young, poisson, material, device, elastic):
-    """A volume and its settings, checked; ``(volume, phase, young, poisson, device)``."""
+    """A volume and its settings, checked; ``(volume, phase, young, poisson, device, described)``
+    (``described``: which label is what, see :func:`~napari_dmcr.properties.materials.phase_moduli`)."""
     volume = check_labels(volume, ndims=(3,), what="the volume")
     phase = minority_label([volume]) if phase is None else int(phase)
     check_phase_mask(volume, phase)
     device = resolve_device(device)
-    young, poisson = phase_moduli(material, young, poisson)
-    if elastic:
+    described = None
+    if elastic:  # the moduli of a transport-only run are not needed, nor assumed
+        young, poisson, described = phase_moduli(material, young, poisson, labels=np.unique(volume), phase=phase)
         check_moduli(young, poisson, np.unique(volume))
-    return volume, phase, young, poisson, device
+    return volume, phase, young, poisson, device, described
 
 
 def check_properties_settings(settings):
@@ -144,8 +149,8 @@ def check_properties_settings(settings):
         raise InputError(f"unknown property settings: {', '.join(sorted(unknown))}")
     settings = {**VOLUME_DEFAULTS, **settings}
     resolve_device(settings["device"])
-    young, poisson = phase_moduli(settings["material"], settings["young"], settings["poisson"])
-    if settings["elastic"]:
+    young, poisson, _ = phase_moduli(settings["material"], settings["young"], settings["poisson"])
+    if settings["elastic"] and young is not None:
         check_moduli(young, poisson)
     return settings
 

@@ -4,8 +4,8 @@ The phase's voxels conduct (diffusivity 1), the others do not. Along an axis, th
 is held at 1 on the inlet face and 0 on the outlet face of the volume (half a voxel outside the
 first and last layers); the four other faces are closed. The finite-volume equations (7-point,
 face conductance 1 between two phase voxels, 2 to a held face) are solved by conjugate gradients
-with a Jacobi preconditioner in torch, on the voxels of the clusters that touch both held faces
-(the rest carries no flux). From the flux ``J`` through the volume of length ``L`` and section
+preconditioned by a multigrid V-cycle (:mod:`.multigrid`) in torch, on the voxels of the
+clusters that touch both held faces (the rest carries no flux). From the flux ``J`` through the volume of length ``L`` and section
 ``A``,
 
     D_eff / D = J L / A,    tau = epsilon D / D_eff,
@@ -32,9 +32,10 @@ from scipy import ndimage as ndi
 from napari_dmcr.errors import InputError
 from napari_dmcr.evaluation.common import check_phase_mask
 from napari_dmcr.properties.krylov import conjugate_gradients
+from napari_dmcr.properties.multigrid import Level, VCycle
 
 TOLERANCE = 1e-6  # relative residual of the linear solve: tortuosity to about 5 digits
-CHECK_EVERY = 25  # iterations between cancel checks and convergence tests (host syncs)
+CHECK_EVERY = 1  # iterations between cancel checks and convergence tests (a V-cycle costs far more)
 
 
 def conducting_voxels(mask, axis):
@@ -43,30 +44,6 @@ def conducting_voxels(mask, axis):
     ends = np.moveaxis(clusters, axis, 0)
     both = np.intersect1d(np.unique(ends[0]), np.unique(ends[-1]))
     return np.isin(clusters, both[both > 0])
-
-
-class _Operator:
-    """The finite-volume operator on the active voxels (identity elsewhere), applied in place:
-    fused multiply-adds on shifted views, no temporaries (memory traffic sets the speed)."""
-
-    def __init__(self, on, inlet, outlet):
-        self.conductances = [
-            on.narrow(a, 1, on.shape[a] - 1) * on.narrow(a, 0, on.shape[a] - 1) for a in range(on.ndim)
-        ]
-        self.diagonal = inlet + outlet + (1.0 - on)  # held faces; 1 off the active set
-        for axis, g in enumerate(self.conductances):
-            n = on.shape[axis]
-            self.diagonal.narrow(axis, 0, n - 1).add_(g)
-            self.diagonal.narrow(axis, 1, n - 1).add_(g)
-        self.inverse_diagonal = 1.0 / self.diagonal
-
-    def __call__(self, c, out):
-        torch.mul(self.diagonal, c, out=out)
-        for axis, g in enumerate(self.conductances):
-            n = c.shape[axis]
-            out.narrow(axis, 0, n - 1).addcmul_(g, c.narrow(axis, 1, n - 1), value=-1.0)
-            out.narrow(axis, 1, n - 1).addcmul_(g, c.narrow(axis, 0, n - 1), value=-1.0)
-        return out
 
 
 def diffusion(volume, phase, axis=0, *, device="cpu", tolerance=TOLERANCE, max_iter=None, cancel=None):
@@ -118,11 +95,11 @@ def diffusion(volume, phase, axis=0, *, device="cpu", tolerance=TOLERANCE, max_i
     on = torch.as_tensor(np.ascontiguousarray(active), dtype=torch.float64, device=device)
     inlet, outlet = torch.zeros_like(on), torch.zeros_like(on)
     inlet[0], outlet[-1] = 2.0 * on[0], 2.0 * on[-1]  # conductance 2 to the held faces
-    operator = _Operator(on, inlet, outlet)
-    ap, z = torch.empty_like(on), torch.empty_like(on)  # reused every iteration
+    operator = Level.from_active(on, inlet + outlet)
+    ap = torch.empty_like(on)  # reused every iteration
     c, iterations, _ = conjugate_gradients(
-        lambda p: operator(p, ap),
-        lambda r: torch.mul(r, operator.inverse_diagonal, out=z),
+        lambda p: operator.apply(p, ap),
+        VCycle(operator),
         _dot,
         inlet,  # right-hand side: 2 x (held value 1) on the inlet voxels
         tolerance,
@@ -130,7 +107,7 @@ def diffusion(volume, phase, axis=0, *, device="cpu", tolerance=TOLERANCE, max_i
         cancel,
         CHECK_EVERY,
     )
-    residual = float(torch.linalg.vector_norm(inlet - operator(c, ap))) / float(torch.linalg.vector_norm(inlet))
+    residual = float(torch.linalg.vector_norm(inlet - operator.apply(c, ap))) / float(torch.linalg.vector_norm(inlet))
     into = float((inlet * (1.0 - c)).sum())
     out = float((outlet * c).sum())
     flux = 0.5 * (into + out)

@@ -131,6 +131,7 @@ def estimate_run(
     max_lag=None,
     target_pixels=0,
     matched_per_swap=1,
+    time_limit_s=0.0,
 ):
     """Estimate memory and time of a run.
 
@@ -156,6 +157,8 @@ def estimate_run(
         Pixels of the distinct target images, characterized before the run (in host memory).
     matched_per_swap : int
         Labels whose S2 a Yeong-Torquato swap updates: 1 for two phases, 2 for three or more.
+    time_limit_s : float
+        The optimizer's time limit (differentiable; 0: none): the time estimate stops there.
     """
     voxels = math.prod(shape)
     if method == "yeong-torquato":
@@ -177,7 +180,7 @@ def estimate_run(
     rate = _SECONDS_PER_COST_BYTE["cuda" if device.startswith("cuda") else "cpu"]
     return RunEstimate(
         memory_bytes=device_bytes + target_bytes(specs, target_pixels),
-        seconds=iterations * cost_per_iteration * rate,
+        seconds=min(iterations * cost_per_iteration * rate, time_limit_s or math.inf),
         available_bytes=available_bytes(device),
     )
 
@@ -211,6 +214,7 @@ def estimate_settings(settings, method="dmcr", chunk_size=None):
         levels=settings.levels,
         chunk_size=chunk_size or settings.chunk_size,
         target_pixels=settings.target.pixels,
+        time_limit_s=settings.time_limit_s,
     )
 
 

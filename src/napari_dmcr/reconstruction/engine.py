@@ -43,7 +43,6 @@ from napari_dmcr.reconstruction.result import (
     ReconstructionResult,
     keep_the_network,
     progress_step,
-    remove_excess_specks,
 )
 from napari_dmcr.reconstruction.schedule import planned_iterations, stages
 from napari_dmcr.reconstruction.settings import check_settings
@@ -138,6 +137,11 @@ def reconstruct(target, shape, *, cancel=None, **options):
         the target (see :mod:`napari_dmcr.reconstruction.starts`; the choice is recorded in
         ``parameters["start_model"]``) for two-phase target images, else random. ``initial``,
         when given, is the start instead.
+    time_limit_s : float, optional
+        Wall time in seconds after which the optimizer stops and keeps its best state (0: none).
+        Default: 60 from a fitted start (a polish), none from a random one
+        (:data:`~napari_dmcr.reconstruction.schedule.TIME_LIMIT_S`); a run that reaches it says
+        so in its notes and ``parameters["stopped_at_time_limit"]``, and depends on the machine.
     cancel : CancelToken, optional
 
     Returns
@@ -211,6 +215,14 @@ class _Record:
         self.shape = settings.shape
         self.start_cut = None  # the first fitted start: the set of the phase (bool); 3+ phases: labels
         self.last_cut = None  # the current restart's fitted start
+        self.time_limit_s = settings.time_limit_s
+        self.timed_out = False
+
+    def out_of_time(self):
+        """True, and remembered, once the run has taken its time limit (never without one)."""
+        limit = self.time_limit_s
+        self.timed_out = self.timed_out or (bool(limit) and time.perf_counter() - self.start >= limit)
+        return self.timed_out
 
     def report(self, iteration, stage, loss, errors, preview, force=False):
         """Emit a progress step when the throttle allows; ``preview()`` gives its volume."""
@@ -260,7 +272,7 @@ def _optimize(settings, phases, record, variable, loss_fn, fields, where, stage)
             "elapsed": time.perf_counter() - record.start, "errors": dict(errors),
         })  # fmt: skip
         record.report(base + iteration, stage, loss, errors, lambda: phases.preview(fields(variable)))
-        if residual <= settings.target_residual:
+        if residual <= settings.target_residual or record.out_of_time():
             raise StopOptimization()
 
     def evaluate(v):
@@ -336,8 +348,17 @@ def _run(settings, chunk_size, cancel, emit):
                     stage,
                 )
                 cancel.raise_if_cancelled()
+                if record.timed_out:
+                    break
             if loss < best[0]:
                 best = (loss, _detached(fields(variable)))
+            if record.timed_out:
+                record.notes.append(
+                    f"the optimizer stopped at its time limit ({settings.time_limit_s:g} s) after "
+                    f"{len(record.history)} of {record.total} iterations: the core depends on this machine's speed "
+                    "(time_limit_s=0 repeats it from the seed alone)"
+                )
+                break
     except Cancelled:
         cancelled = True
         if best[1] is None and variable is not None:
@@ -396,14 +417,14 @@ def _result(settings, phases, record, final_fields, cancelled, chunk_size, param
         final_fields = phases.upsample_fields(final_fields, shape)
     labels = phases.labels_from(final_fields)
     field = phases.preview(final_fields).cpu().numpy().astype(np.float32)
+    parameters["stopped_at_time_limit"] = record.timed_out
     # The fitted start carries the 3D network the slices cannot show, from one slice or three
     # (three slices through one point: the polish cut Yan's pore network along two axes); not
     # where three slices show a layered material, which need not percolate where the start did.
     isotropic = settings.target.chord_anisotropy() <= MAX_CHORD_ANISOTROPY
     fitted = record.start_cut is not None and not phases.multiphase
     if fitted and not cancelled and len(settings.shape) == 3 and isotropic:
-        labels, field = keep_the_network(phases, record, labels, field, parameters)
-        labels = remove_excess_specks(phases, record, labels, field, settings.target.images, parameters)
+        labels, field = keep_the_network(phases, record, labels, field, settings.target.images, parameters)
     final_loss = level_loss(settings, phases, 0, chunk_size)  # no cancel token: a cancelled run is scored too
     weighted, residual, final_errors = _labels_score(final_loss, settings, phases, labels)
     # Mean over the directions (a small direction may have dropped a descriptor).

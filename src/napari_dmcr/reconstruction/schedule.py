@@ -17,6 +17,11 @@ MAX_ITER = {"fitted": 30, "random": 200}
 # by 25-29 % in S3); polishing on pulls the structure toward that one slice (fidelity3d.json).
 TARGET_RESIDUAL = {"fitted": 0.1, "random": 0.005}
 SHARPEN = 8.0  # default steepness of the sharpening stage (see reconstruct)
+# Default wall time (seconds, 0: none) after which the optimizer stops and keeps its best state:
+# a fitted start is a polish, which must not cost more than the start it refines or annealing
+# (a fine sandstone's polish ran 180 s, 1.4x Yeong-Torquato; issue 29); a random start has no
+# structure without its iterations.
+TIME_LIMIT_S = {"fitted": 60.0, "random": 0.0}
 
 
 def default_multigrid_levels(shape):
@@ -68,6 +73,12 @@ def schedule(start, shape, max_iter=None, levels=None, target_residual=None):
         int(MAX_ITER[key] if max_iter is None else max_iter),
         float(TARGET_RESIDUAL[key] if target_residual is None else target_residual),
     )
+
+
+def time_limit(start, time_limit_s=None):
+    """The optimizer's time limit in seconds of a run from ``start`` (0: none): the given value
+    or :data:`TIME_LIMIT_S`."""
+    return float(TIME_LIMIT_S[start_kind(start)] if time_limit_s is None else time_limit_s)
 
 
 def stages(levels, n_labels, max_iter, sharpen=SHARPEN):

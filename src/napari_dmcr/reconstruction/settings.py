@@ -29,7 +29,7 @@ from napari_dmcr.checks import finite_number, whole_number
 from napari_dmcr.descriptors.descriptor_set import DescriptorSpec, preset
 from napari_dmcr.errors import InputError
 from napari_dmcr.labels import minority_label
-from napari_dmcr.reconstruction.schedule import SHARPEN, resolved_start, schedule
+from napari_dmcr.reconstruction.schedule import SHARPEN, resolved_start, schedule, time_limit
 from napari_dmcr.reconstruction.targets import Target, make_target
 
 OPTIMIZERS = ("lbfgsb-torch", "lbfgsb", "adam")
@@ -66,6 +66,7 @@ class ReconstructionSettings:
     filter_sigma: float
     match: str
     isotropic_s2: float
+    time_limit_s: float
 
     def parameters(self, chunk_size):
         """The record of the run for its sidecar (JSON types; ``chunk_size`` as used)."""
@@ -92,6 +93,7 @@ class ReconstructionSettings:
             "filter_sigma": self.filter_sigma,
             "match": self.match,
             "isotropic_s2": self.isotropic_s2,
+            "time_limit_s": self.time_limit_s,
             "device": self.device,
             "chunk_size": chunk_size,
             "learning_rate": self.learning_rate,
@@ -136,6 +138,7 @@ def options_from_parameters(parameters):
         "target_periodic",
     )
     options.update({name: parameters[name] for name in copied})
+    options["time_limit_s"] = parameters.get("time_limit_s", 0.0)  # runs recorded before the limit had none
     if options["start"] == "initial":
         options["start"] = "auto"
     return options
@@ -177,6 +180,7 @@ def check_settings(
     match="volume",
     isotropic_s2=ISOTROPIC_S2,
     start="auto",
+    time_limit_s=None,
 ):
     """Check the arguments of :func:`reconstruct` and fill in the defaults.
 
@@ -251,6 +255,9 @@ def check_settings(
         filter_sigma=finite_number("filter_sigma", filter_sigma, 0.0, min(shape) / 4),
         match=match,
         isotropic_s2=finite_number("isotropic_s2", isotropic_s2, 0.0),
+        time_limit_s=time_limit(
+            start, None if time_limit_s is None else finite_number("time_limit_s", time_limit_s, 0.0)
+        ),
     )
 
 

@@ -19,7 +19,7 @@ from napari_dmcr.plotting.evaluation import (
     plot_s2_axes,
     plot_s2_radial,
 )
-from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
+from napari_dmcr.properties.materials import CHOICES, DEFAULT_MATERIAL
 from napari_dmcr.properties.summary import AXES
 from napari_dmcr.widgets._base import FormWidget
 from napari_dmcr.widgets._canvas import ThemedCanvas
@@ -60,7 +60,7 @@ class CompareWidget(FormWidget):
         self._phase = ComboBox(label="phase", choices=self._phase_choices)
         self._periodic = CheckBox(text="reconstruction is periodic", value=True)
         self._properties = CheckBox(text="diffusivity, tortuosity and stiffness (3D)", value=False)
-        self._material = ComboBox(label="phase moduli", choices=sorted(MATERIALS), value=DEFAULT_MATERIAL)
+        self._material = ComboBox(label="phase moduli", choices=list(CHOICES), value=DEFAULT_MATERIAL)
         self._compare_button = PushButton(text="Compare")
         self._report_path = FileEdit(label="report (PNG + JSON)", mode="w", filter="*.png")
         self._save_button = PushButton(text="Save report", enabled=False)

@@ -12,7 +12,7 @@ from napari_dmcr.ensembles import SUMMARY, run_ensemble
 from napari_dmcr.errors import InputError
 from napari_dmcr.plotting.ensemble import draw_ensemble
 from napari_dmcr.progress import Cancelled, CancelToken
-from napari_dmcr.properties.materials import DEFAULT_MATERIAL, MATERIALS
+from napari_dmcr.properties.materials import CHOICES, DEFAULT_MATERIAL
 from napari_dmcr.reconstruction.relay import relay
 from napari_dmcr.widgets._base import FormWidget
 from napari_dmcr.widgets._canvas import ThemedCanvas
@@ -61,7 +61,7 @@ class EnsembleWidget(FormWidget):
         self._realizations = SpinBox(label="realizations (seeds)", min=1, max=1000, value=4)
         self._workers = SpinBox(label="local workers", min=1, max=64, value=2)
         self._properties = CheckBox(text="diffusivity and stiffness of each core", value=True)
-        self._material = ComboBox(label="phase moduli", choices=sorted(MATERIALS), value=DEFAULT_MATERIAL)
+        self._material = ComboBox(label="phase moduli", choices=list(CHOICES), value=DEFAULT_MATERIAL)
         self._out = FileEdit(label="output folder", mode="d", value=str(Path.cwd() / "ensemble"))
         self._run_button = PushButton(text="Run ensemble")
         self._cancel_button = PushButton(text="Cancel", enabled=False)

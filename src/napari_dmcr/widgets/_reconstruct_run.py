@@ -8,7 +8,6 @@ widget's settings, shows the steps it reports, and adds its result to the viewer
 from __future__ import annotations
 
 import gc
-import os
 import time
 from dataclasses import dataclass
 
@@ -311,10 +310,10 @@ class RunMixin:
 
 
 def _leave_a_core_for_the_viewer():
-    """PyTorch takes every core on the CPU; one stays free so that the viewer keeps redrawing."""
-    import torch
+    """A run takes the free cores but one, so that the viewer keeps redrawing (:mod:`napari_dmcr.threads`)."""
+    from napari_dmcr.threads import use_threads
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    use_threads(reserve=1)
 
 
 def _release_device_memory():
