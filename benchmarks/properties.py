@@ -1,11 +1,15 @@
 """Properties: solve time and memory, a peer for the diffusion solve, and which method gives the
 right stiffness and diffusivity.
 
-Part 1 (``solves``): per size (64^3, 128^3), the diffusion solve along one axis and the elastic
-solve (six load cases) on a PoreSpy ``blobs`` volume (porosity 0.3; pores conduct; sandstone
-moduli), each in a fresh process for its peak memory (resident set growth); TauFactor's solver
-on the same volume and axis in the same run as the peer (``pip install --no-deps taufactor``),
-with the ratio of times and the relative difference of the tortuosity factors.
+Part 1 (``diffusion``): per size (64^3, 128^3), the pores' diffusion along z, y and x through a
+block of a real sandstone (DeePore's sample in ``../shared/data``, porosity 0.21), by our solver
+(multigrid-preconditioned conjugate gradients, relative residual 1e-6), by TauFactor
+(``pip install --no-deps taufactor``; its convergence criterion 1e-3 and 1e-4) and by PoreSpy's
+``tortuosity_fd`` (pyamg), each in a fresh process: seconds over the three axes, D_eff / D per
+axis, and each peer's time and largest relative difference against ours.
+
+Part 1b (``elasticity``): the elastic solve (six load cases) on a PoreSpy ``blobs`` volume
+(porosity 0.3; sandstone moduli) per size, in a fresh process for its peak memory.
 
 Part 2 (``sample``): the properties (diffusivity and tortuosity of the matrix, Young's moduli
 with the conglomerate moduli) of 8 true 64^3 sample volumes (seeds 1-8: mean and SD) against
@@ -13,8 +17,8 @@ the cores each recipe makes from a representative z slice of seed 0 (its matrix 
 closest to the volume's), as z-scores and relative differences to the truth mean.
 
 The ``paper`` recipe needs the VGG-19 weights (``NAPARI_DMCR_VGG19_WEIGHTS``). Run (about 15 min
-on 2 cores; ``--parts solves`` or ``--parts sample`` reruns one part and keeps
-the other's results in the JSON)::
+on 2 cores; ``--parts diffusion``, ``elasticity`` or ``sample`` reruns one part and keeps
+the others' results in the JSON)::
 
     python benchmarks/properties.py --out benchmarks/results/properties.json
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import multiprocessing.queues
 import platform
 import resource
 import sys
@@ -48,6 +53,7 @@ RECIPES = {
     "yt": {"method": "yt", "options": {}},
 }
 KEYS = ("diffusivity", "tortuosity", "young_modulus")
+PARTS = ("diffusion", "elasticity", "sample")
 
 
 def _blobs(side):
@@ -56,33 +62,46 @@ def _blobs(side):
     return porespy.generators.blobs([side] * 3, porosity=0.3, blobiness=1.5, seed=1).astype(np.uint8)
 
 
+SANDSTONE = HERE.parents[1] / "shared" / "data" / "deepore_sample_300.npy"  # label 1 = pore
+PEERS = {"ours": {}, "taufactor_1e-3": {"conv_crit": 1e-3}, "taufactor_1e-4": {"conv_crit": 1e-4}, "porespy": {}}
+
+
+def _sandstone(side):
+    volume = np.load(SANDSTONE)
+    start = (volume.shape[0] - side) // 2
+    return np.ascontiguousarray(volume[start : start + side, start : start + side, start : start + side])
+
+
+def _diffusivity(kind, volume, axis):
+    """D_eff / D of the pores (label 1) along ``axis`` by one solver."""
+    if kind == "ours":
+        return diffusion(volume, 1, axis)["diffusivity"]
+    along_first = np.ascontiguousarray(np.moveaxis(volume, axis, 0))
+    if kind == "porespy":
+        import porespy
+
+        return 1.0 / porespy.simulations.tortuosity_fd(along_first == 1, axis=0).formation_factor
+    import taufactor
+
+    solver = taufactor.Solver(along_first, device="cpu")  # along its first axis
+    solver.solve(verbose="no", **PEERS[kind])
+    return float(np.ravel(solver.D_eff.cpu() if torch.is_tensor(solver.D_eff) else solver.D_eff)[0])
+
+
 def _measured(kind, side, threads, queue):
     """One solve in this (forked) process; its result, seconds and peak memory growth to ``queue``."""
     torch.set_num_threads(threads)
-    volume = _blobs(side)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    if kind == "diffusion":
-        result = diffusion(volume, 1, 0)
-        summary = {
-            "tortuosity": result["tortuosity"],
-            "iterations": result["iterations"],
-            "residual": result["residual"],
-        }
-    elif kind == "elasticity":
+    if kind == "elasticity":
+        volume = _blobs(side)
+        start = time.perf_counter()
         moduli = MATERIALS["sandstone"]
         result = elastic_properties(volume, moduli["young"], moduli["poisson"])
         summary = {k: result[k] for k in ("young_modulus", "iterations", "residuals", "converged")}
     else:
-        import taufactor
-
-        solver = taufactor.Solver(volume, device="cpu")  # along axis 0, as ours
-        solver.solve(verbose="no", conv_crit=1e-3)
-        summary = {
-            "tortuosity": float(
-                np.ravel(solver.tau.cpu())[0] if torch.is_tensor(solver.tau) else np.ravel(solver.tau)[0]
-            )
-        }
+        volume = _sandstone(side)
+        start = time.perf_counter()
+        summary = {"diffusivity": [_diffusivity(kind, volume, axis) for axis in range(3)]}
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     queue.put({**summary, "seconds": seconds, "peak_rss_growth_mb": (peak - before) / 1024})
@@ -93,28 +112,36 @@ def solve_in_process(kind, side, threads):
     queue = context.Queue()
     process = context.Process(target=_measured, args=(kind, side, threads, queue))
     process.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=1.0)
+            break
+        except multiprocessing.queues.Empty:
+            if not process.is_alive():  # it failed: its traceback is above
+                raise SystemExit(f"the {kind} solve at {side}^3 failed") from None
     process.join()
     return result
 
 
-def solves(sizes, threads):
+def diffusion_solves(sizes, threads):
+    """Part 1: our diffusion solver and its peers, same volumes and axes, same run."""
     out = {}
     for side in sizes:
-        entry = {kind: solve_in_process(kind, side, threads) for kind in ("diffusion", "elasticity")}
-        try:
-            import taufactor  # noqa: F401
-
-            entry["taufactor"] = solve_in_process("taufactor", side, threads)
-            entry["diffusion_time_over_taufactor"] = entry["diffusion"]["seconds"] / entry["taufactor"]["seconds"]
-            entry["tortuosity_relative_difference"] = (
-                entry["diffusion"]["tortuosity"] / entry["taufactor"]["tortuosity"] - 1
-            )
-        except ImportError:
-            entry["taufactor"] = "not installed"
+        entry = {kind: solve_in_process(kind, side, threads) for kind in PEERS}
+        ours = np.array(entry["ours"]["diffusivity"])
+        for kind in PEERS:
+            if kind != "ours":
+                theirs = np.array(entry[kind]["diffusivity"])
+                entry[kind]["time_over_ours"] = entry[kind]["seconds"] / entry["ours"]["seconds"]
+                entry[kind]["largest_relative_difference"] = float(np.max(np.abs(theirs / ours - 1)))
         out[f"{side}^3"] = entry
-        print(side, entry, flush=True)
+        print(side, {k: (round(v["seconds"], 2), v.get("largest_relative_difference")) for k, v in entry.items()})
     return out
+
+
+def elasticity_solves(sizes, threads):
+    """Part 1b: the elastic solve's time, iterations and memory."""
+    return {f"{side}^3": solve_in_process("elasticity", side, threads) for side in sizes}
 
 
 def _properties(volume):
@@ -172,7 +199,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--recipes", nargs="*", default=list(RECIPES))
-    parser.add_argument("--parts", nargs="+", choices=("solves", "sample"), default=["solves", "sample"])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(HERE / "results" / "properties.json"))
     args = parser.parse_args(argv)
@@ -186,8 +213,10 @@ def main(argv=None):
         torch=torch.__version__,
         python=sys.version.split()[0],
     )
-    if "solves" in args.parts:
-        results["solves"] = solves(args.sizes, args.threads)
+    if "diffusion" in args.parts:
+        results["diffusion"] = diffusion_solves(args.sizes, args.threads)
+    if "elasticity" in args.parts:
+        results["elasticity"] = elasticity_solves(args.sizes, args.threads)
     if "sample" in args.parts:
         results["sample"] = sample(args.recipes)
     write_json(out, results)

@@ -14,7 +14,9 @@ they are measured here and not asserted in the test suite (its GUI test checks, 
 that the timer ticks during a run). The notes of an earlier results file are kept.
 Writes ``benchmarks/results/viewer.json``.
 
-Run (starts its own Xvfb display when there is none; a few minutes on two cores)::
+``--busy`` runs it all beside one busy process (a Python loop), as on a shared machine, and
+writes ``viewer_busy.json``. Run (starts its own Xvfb display when there is none; a few minutes
+on two cores)::
 
     .venv/bin/python benchmarks/viewer.py --sizes 32 64 --starts auto random --repeats 2
 """
@@ -86,8 +88,13 @@ def main():
     parser.add_argument("--starts", nargs="+", choices=("auto", "random"), default=["auto"])
     parser.add_argument("--iterations", type=int, help="iterations per level (default: the widget's)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each size (default: %(default)s)")
-    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument(
+        "--busy", action="store_true", help="beside one busy process (a Python loop); default out: viewer_busy.json"
+    )
+    parser.add_argument("--out")
     args = parser.parse_args()
+    args.out = args.out or str(RESULTS.with_name("viewer_busy.json") if args.busy else RESULTS)
+    busy = subprocess.Popen([sys.executable, "-c", "while True:\n    pass\n"]) if args.busy else None
     notes = json.loads(Path(args.out).read_text()).get("notes", []) if Path(args.out).exists() else []
 
     import napari
@@ -126,6 +133,7 @@ def main():
                 "cpu_count": os.cpu_count(),
                 "display": os.environ["DISPLAY"],
                 "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
+                "concurrent_busy_process": bool(busy),
             },
             "targets": TARGETS,
             "idle": idle,
@@ -135,6 +143,8 @@ def main():
     )
     print(f"wrote {args.out}")
     viewer.close()
+    if busy:
+        busy.kill()
 
 
 def measure_run(app, viewer, widget, size, start, iterations, idle):
