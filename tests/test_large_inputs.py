@@ -146,12 +146,12 @@ def test_more_than_two_phases_from_a_random_start_are_warned_about_before_the_ru
 
 
 def test_an_implausible_residual_is_a_warning_in_the_result(monkeypatch):
-    from napari_dmcr.reconstruction import engine
+    from napari_dmcr.reconstruction import finish
 
     image = conglomerate_slice((32, 32), seed=0)
     result = run_reconstruction(image, (12, 12, 12), device="cpu", max_iter=1)
-    assert result.residual < engine.IMPLAUSIBLE_RESIDUAL and not any("warning" in n for n in result.notes)
-    monkeypatch.setattr(engine, "IMPLAUSIBLE_RESIDUAL", result.residual / 2)
+    assert result.residual < finish.IMPLAUSIBLE_RESIDUAL and not any("warning" in n for n in result.notes)
+    monkeypatch.setattr(finish, "IMPLAUSIBLE_RESIDUAL", result.residual / 2)
     result = run_reconstruction(image, (12, 12, 12), device="cpu", max_iter=1)
     assert any(note.startswith("warning: residual") for note in result.notes)
     assert any("warning: residual" in line for line in result.summary())

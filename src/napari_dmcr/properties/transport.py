@@ -5,8 +5,8 @@ is held at 1 on the inlet face and 0 on the outlet face of the volume (half a vo
 first and last layers); the four other faces are closed. The finite-volume equations (7-point,
 face conductance 1 between two phase voxels, 2 to a held face) are solved by conjugate gradients
 preconditioned by a multigrid V-cycle (:mod:`.multigrid`) in torch, on the voxels of the
-clusters that touch both held faces (the rest carries no flux). From the flux ``J`` through the volume of length ``L`` and section
-``A``,
+clusters that touch both held faces (the rest carries no flux). From the flux ``J`` through the
+volume of length ``L`` and section ``A``,
 
     D_eff / D = J L / A,    tau = epsilon D / D_eff,
 
