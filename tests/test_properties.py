@@ -179,6 +179,26 @@ def test_named_materials_keep_their_label_order_and_three_labels_need_moduli():
     assert volume_properties(three, 1, elastic=False)["diffusivity"][0] >= 0.0
 
 
+def test_label_names_from_the_sample_choose_its_material_from_the_sample_to_the_properties(tmp_path, capsys):
+    import json
+
+    from napari_dmcr.cli import main
+
+    volume = random_volume((6, 6, 6), 0.4, seed=2)
+    named = volume_properties(volume, 1, label_names={0: "Gravel", "1": "matrix"})
+    assert named["parameters"]["young_modulus"] == [50.0, 10.0] and "conglomerate" in named["parameters"]["moduli"]
+    assert main(["sample", "--out", str(tmp_path / "sample"), "--size", "16"]) == 0
+    out = tmp_path / "properties.json"
+    assert main(["properties", str(tmp_path / "sample" / "truth.npy"), "--phase", "1", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["parameters"]["young_modulus"] == [50.0, 10.0] and result["parameters"]["material"] == "auto"
+    assert "the labels are named conglomerate" in capsys.readouterr().out
+    core = tmp_path / "core.npy"  # a core keeps its slice's label names
+    slice_path = str(tmp_path / "sample" / "slice.npy")
+    assert main(["reconstruct", slice_path, "--shape", "8", "8", "8", "--max-iter", "2", "--out", str(core)]) == 0
+    assert json.loads((tmp_path / "core.npy.json").read_text())["label_names"] == {"0": "gravel", "1": "matrix"}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

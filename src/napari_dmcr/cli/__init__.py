@@ -152,9 +152,13 @@ def add_moduli_options(parser, what="the properties"):
     )
 
 
-def moduli_settings(args):
-    """The property settings of :func:`add_moduli_options`."""
-    return {"material": args.material, "young": args.young, "poisson": args.poisson}
+def moduli_settings(args, volume_path=None):
+    """The property settings of :func:`add_moduli_options`, with the label names recorded beside
+    ``volume_path`` (its sidecar's ``label_names``: what ``--material auto`` reads)."""
+    from napari_dmcr.io.writers import read_sidecar
+
+    names = read_sidecar(volume_path).get("label_names") if volume_path else None
+    return {"material": args.material, "young": args.young, "poisson": args.poisson, "label_names": names}
 
 
 @contextlib.contextmanager

@@ -91,7 +91,7 @@ def _settings(args):
             options["descriptors"] = args.descriptors
     properties = None
     if not args.no_properties:
-        properties = {**moduli_settings(args), "device": args.device}
+        properties = {**moduli_settings(args, args.slices[0]), "device": args.device}
         properties["elastic"] = not args.no_elastic
     return {
         "realizations": args.realizations,

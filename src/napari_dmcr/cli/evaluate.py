@@ -99,7 +99,7 @@ def _run(args):
 def _properties(args):
     if not args.properties:
         return None
-    return {"phase": args.properties_phase, **moduli_settings(args), "device": "cpu"}
+    return {"phase": args.properties_phase, **moduli_settings(args, args.recon), "device": "cpu"}
 
 
 def _print_properties(compared):

@@ -45,7 +45,7 @@ def _run(args):
     result = volume_properties(
         volume,
         args.phase,
-        **moduli_settings(args),
+        **moduli_settings(args, args.volume),
         device=args.device,
         elastic=not args.no_elastic,
     )

@@ -216,19 +216,23 @@ def _load_target(args):
     was done to its values."""
     from napari_dmcr.errors import InputError
     from napari_dmcr.io.readers import read_image
+    from napari_dmcr.io.writers import read_sidecar
 
     if args.slices and args.slice:
         raise InputError("give either one SLICE or --slices X Y Z, not both")
     if not args.slices and not args.slice:
-        from napari_dmcr.samples import conglomerate_slice
+        from napari_dmcr.samples import LABEL_NAMES, conglomerate_slice
 
         return conglomerate_slice((64, 64), seed=0), {
             "description": "the bundled conglomerate slice (64x64, seed 0)",
             "files": [],
             "preprocessing": [],
+            "label_names": LABEL_NAMES,
         }
     paths = args.slices or [args.slice]
+    named = [read_sidecar(path).get("label_names") for path in paths]
     record = {
+        "label_names": next((names for names in named if names), None),
         "description": ("slices " + ", ".join(paths))
         if args.slices
         else (f"the descriptor file {args.slice}" if args.slice.lower().endswith(".npz") else args.slice),
@@ -340,5 +344,6 @@ def _sidecar(args, result, source, shape, wall_s):
         "seed": args.seed,
         "wall_s": wall_s,
         "versions": {"napari_dmcr": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        **({"label_names": source["label_names"]} if source.get("label_names") else {}),
         **result.record(),
     }

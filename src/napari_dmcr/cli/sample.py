@@ -22,7 +22,7 @@ def add_parser(subparsers):
 
 def run(args):
     from napari_dmcr.io.writers import write_volume
-    from napari_dmcr.samples import MATRIX, conglomerate_volume, representative_index
+    from napari_dmcr.samples import LABEL_NAMES, MATRIX, conglomerate_volume, representative_index
 
     volume = conglomerate_volume((args.size,) * 3, seed=args.seed)
     out = Path(args.out)
@@ -30,7 +30,7 @@ def run(args):
         "command": "dmcr sample",
         "size": args.size,
         "seed": args.seed,
-        "labels": {"0": "gravel", "1": "matrix"},
+        "label_names": LABEL_NAMES,
     }
     truth = write_volume(out / "truth.npy", volume, parameters={**parameters, "content": "3D truth"})
     print(f"truth: {truth} ({(volume == MATRIX).mean():.3f} matrix)")

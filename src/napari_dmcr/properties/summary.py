@@ -26,6 +26,7 @@ VOLUME_DEFAULTS = {
     "material": DEFAULT_MATERIAL,
     "device": "cpu",
     "elastic": True,
+    "label_names": None,
 }
 
 
@@ -38,6 +39,7 @@ def volume_properties(
     material=DEFAULT_MATERIAL,
     device="cpu",
     elastic=True,
+    label_names=None,
     cancel=None,
 ):
     """Tortuosity, diffusivity and elastic moduli of a labeled 3D volume along z, y and x.
@@ -58,6 +60,9 @@ def volume_properties(
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     elastic : bool
         Also compute the stiffness (the longer solve).
+    label_names : dict, optional
+        ``{label: name}`` of the volume (a layer's or a sidecar's): with ``material="auto"``, the
+        material they name (:func:`~napari_dmcr.properties.materials.named_material`).
     cancel : CancelToken, optional
 
     Returns
@@ -77,7 +82,7 @@ def volume_properties(
     ([0.5, 0.5, 0.0], None)
     """
     volume, phase, young, poisson, device, described = check_volume(
-        volume, phase, young, poisson, material, device, elastic
+        volume, phase, young, poisson, material, device, elastic, label_names
     )
     result = {"axes": list(AXES), "notes": [f"phase moduli: {described}"] if elastic else []}
     solver = {"diffusion": []}
@@ -127,7 +132,7 @@ def volume_properties(
     return result
 
 
-def check_volume(volume, phase, young, poisson, material, device, elastic):
+def check_volume(volume, phase, young, poisson, material, device, elastic, label_names=None):
     """A volume and its settings, checked; ``(volume, phase, young, poisson, device, described)``
     (``described``: which label is what, see :func:`~napari_dmcr.properties.materials.phase_moduli`)."""
     volume = check_labels(volume, ndims=(3,), what="the volume")
@@ -136,8 +141,11 @@ def check_volume(volume, phase, young, poisson, material, device, elastic):
     device = resolve_device(device)
     described = None
     if elastic:  # the moduli of a transport-only run are not needed, nor assumed
-        young, poisson, described = phase_moduli(material, young, poisson, labels=np.unique(volume), phase=phase)
-        check_moduli(young, poisson, np.unique(volume))
+        labels = np.unique(volume)
+        young, poisson, described = phase_moduli(
+            material, young, poisson, labels=labels, phase=phase, label_names=label_names
+        )
+        check_moduli(young, poisson, labels)
     return volume, phase, young, poisson, device, described
 
 
@@ -149,7 +157,9 @@ def check_properties_settings(settings):
         raise InputError(f"unknown property settings: {', '.join(sorted(unknown))}")
     settings = {**VOLUME_DEFAULTS, **settings}
     resolve_device(settings["device"])
-    young, poisson, _ = phase_moduli(settings["material"], settings["young"], settings["poisson"])
+    young, poisson, _ = phase_moduli(
+        settings["material"], settings["young"], settings["poisson"], label_names=settings["label_names"]
+    )
     if settings["elastic"] and young is not None:
         check_moduli(young, poisson)
     return settings

@@ -18,6 +18,7 @@ from napari_dmcr.errors import InputError
 
 GRAVEL = 0
 MATRIX = 1
+LABEL_NAMES = {str(GRAVEL): "gravel", str(MATRIX): "matrix"}  # as layers and sidecars keep them
 
 
 def conglomerate_volume(

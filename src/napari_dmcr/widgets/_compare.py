@@ -132,7 +132,8 @@ class CompareWidget(FormWidget):
             if self._properties.value:
                 if reconstruction.ndim != 3:
                     raise InputError("properties are measured on a 3D reconstruction")
-                properties = {"phase": phase, "material": self._material.value, "device": "cpu"}
+                names = label_names(self._reconstruction.value) or label_names(self._original.value)
+                properties = {"phase": phase, "material": self._material.value, "device": "cpu", "label_names": names}
         except InputError as error:
             self.status.error(error)
             return

@@ -16,7 +16,7 @@ from napari_dmcr.properties.materials import CHOICES, DEFAULT_MATERIAL
 from napari_dmcr.reconstruction.relay import relay
 from napari_dmcr.widgets._base import FormWidget
 from napari_dmcr.widgets._canvas import ThemedCanvas
-from napari_dmcr.widgets._layers import current_slice, layer_choices
+from napari_dmcr.widgets._layers import current_slice, label_names, layer_choices
 
 
 def ensemble_steps(target, shape, out, realizations, workers, properties, cancel):
@@ -98,7 +98,8 @@ class EnsembleWidget(FormWidget):
             self.status.error(error)
             return
         side = self._side.value
-        properties = {"material": self._material.value} if self._properties.value else None
+        names = label_names(self._slice.value) or None
+        properties = {"material": self._material.value, "label_names": names} if self._properties.value else None
         self._cancel = CancelToken()
         self.progress.max = self._realizations.value
         self.progress.value = 0
