@@ -4,12 +4,13 @@ closed forms of a hierarchical truncation of independent Gaussian fields."""
 import warnings
 
 import numpy as np
+import pytest
 from scipy import ndimage
 
 from napari_dmcr.postprocessing.assignment import counts_from_fractions
 from napari_dmcr.reconstruction import run_reconstruction
 from napari_dmcr.reconstruction.level_cut import lowest
-from napari_dmcr.reconstruction.pluri_gaussian import hierarchical_cut, pluri_gaussian_start
+from napari_dmcr.reconstruction.pluri_gaussian import cross_functions, hierarchical_cut, pluri_gaussian_start
 
 
 def two_fields_image(shape, seed, sigmas=(3.0, 1.5), fractions=(0.3, 0.25)):
@@ -85,3 +86,30 @@ def test_the_engine_starts_three_phases_from_the_fitted_model():
     assert result.parameters["start_model"]["model"] == "pluri-gaussian"
     counts = counts_from_fractions([np.mean(image == label) for label in (0, 1, 2)], result.labels.size)
     assert [int(np.sum(result.labels == label)) for label in (0, 1, 2)] == counts.tolist()
+
+
+def test_cross_functions_count_every_pair_both_ways_without_wrap():
+    image = np.random.default_rng(4).integers(0, 3, (9, 7))
+    functions = cross_functions([image], [0, 1, 2], lags=3)
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        for r in (1, 2, 3):
+            expected = (
+                np.mean([image[y, x] == i and image[y, x + r] == j for y in range(9) for x in range(7 - r)])
+                + np.mean([image[y, x] == i and image[y + r, x] == j for y in range(9 - r) for x in range(7)])
+                + np.mean([image[y, x] == j and image[y, x + r] == i for y in range(9) for x in range(7 - r)])
+                + np.mean([image[y, x] == j and image[y + r, x] == i for y in range(9 - r) for x in range(7)])
+            ) / 4
+            assert functions[i, j][r - 1] == pytest.approx(expected / (np.mean(image == i) * np.mean(image == j)))
+
+
+def test_the_order_is_the_one_the_cross_functions_show():
+    """Label 2 placed first, label 0 inside the rest (as 1 would be: after the first label, the
+    rest is split by one independent field either way): the cross functions tell a first label 2
+    from every other."""
+    image = two_fields_image((96, 96), seed=5, sigmas=(4.0, 1.0), fractions=(0.4, 0.1))
+    _, choice = pluri_gaussian_start([image], (24, 24, 24), seed=0, models=("gaussian",))
+    assert choice["order"][0] == 2
+    crossed = choice["cross_distances"]
+    assert max(v for k, v in crossed.items() if k.startswith("2")) < min(
+        v for k, v in crossed.items() if not k.startswith("2")
+    )

@@ -13,10 +13,15 @@ two-point function is
 
 so its field is fitted to the conditional function ``C_k = S2_k / Q`` (fraction ``f_k / q``),
 with ``S2_k`` and ``Q`` read from the slices; and the cross-function of an earlier label j and
-label k is ``P(j at x, k at x + r) = P(j at x, L at x + r) * f_k / q``. Every order of the labels
-and kind of field is built in a cube of :data:`JUDGED_SIDE` and the one whose slices look most
-like the targets, label by label (:func:`~napari_dmcr.reconstruction.starts.shape_distance`), is
-the start. The fractions are exact
+label k is ``P(j at x, k at x + r) = P(j at x, L at x + r) * f_k / q``. That is what tells
+the orders apart: every order of the labels and kind of field is built in a cube of
+:data:`JUDGED_SIDE`; the order is the one whose slices' cross two-point functions between labels
+are nearest the targets' (:func:`cross_distance`), and, in that order, the kind of field the one
+whose slices look most like the targets, label by label
+(:func:`~napari_dmcr.reconstruction.starts.shape_distance`). (On a synthetic concrete, the shape
+distance alone put the air voids before the aggregate on 2 seeds of 4, and those cores passed 19-23
+of 54 measures against 29-36; the cross functions pick the aggregate first on all four.) The
+fractions are exact
 (:func:`~napari_dmcr.postprocessing.assignment.counts_from_fractions`).
 
 Examples
@@ -56,6 +61,7 @@ LATER_MODELS = ("gaussian", "spheres")  # what a next label is cut from: a Gauss
 # same choice on the synthetic concrete (three_phases.json).
 JUDGED_SIDE = 64
 MAX_ORDERED = 3  # labels up to which every order is tried (beyond: by increasing fraction, the largest last)
+CROSS_LAGS = 12  # lags of the cross two-point functions that judge the orders (about a grain's size)
 
 
 def pluri_gaussian_start(images, shape, seed=0, *, models=FIRST_MODELS, periodic=False, cancel=None):
@@ -93,8 +99,9 @@ def pluri_gaussian_start(images, shape, seed=0, *, models=FIRST_MODELS, periodic
     judged_shape = (window,) * len(shape)
     fit = {"models": models if len(shape) == 3 else ("gaussian",), "periodic": periodic, "judged_side": JUDGED_SIDE}
     targets = {label: slice_shapes(images, label, window, cancel) for label in labels}
+    target_cross = cross_functions(images, labels)
     kinds = list(itertools.product(LATER_MODELS if len(shape) == 3 else ("gaussian",), repeat=len(labels) - 2))
-    firsts, distances, built = {}, {}, {}
+    firsts, distances, crossed, built = {}, {}, {}, {}
     for order, kind in itertools.product(orders, kinds):
         if order[0] not in firsts:
             firsts[order[0]] = _first(images, order[0], judged_shape, seed, fit, cancel)
@@ -105,7 +112,9 @@ def pluri_gaussian_start(images, shape, seed=0, *, models=FIRST_MODELS, periodic
         distances[order, kind] = sum(
             shape_distance(slice_shapes(stack, label, window, cancel), targets[label]) for label in labels
         )
-    best, kind = min(distances, key=distances.get)
+        crossed[order, kind] = cross_distance(cross_functions(stack, labels), target_cross)
+    best = min(crossed, key=crossed.get)[0]
+    kind = min((k for o, k in distances if o == best), key=lambda k: distances[best, k])
     first_choice = firsts[best[0]][1]
     if judged_shape == tuple(shape):
         result = built[best, kind]
@@ -120,8 +129,31 @@ def pluri_gaussian_start(images, shape, seed=0, *, models=FIRST_MODELS, periodic
         "first": {"model": first_choice["model"], "grains": first_choice["grains"]},
         "next": list(kind),
         "distances": {" ".join(map(str, (*o, *k))): value for (o, k), value in distances.items()},
+        "cross_distances": {" ".join(map(str, (*o, *k))): value for (o, k), value in crossed.items()},
     }
     return result, choice
+
+
+def cross_functions(images, labels, lags=CROSS_LAGS):
+    """``{(i, j): P(i at x, j at x + r)}`` of every pair of labels of 2D ``images``, for r = 1 ..
+    ``lags`` along both image axes and both ways (no wrap), each over the pair's ``f_i f_j``."""
+    fractions = {label: np.mean([np.mean(image == label) for image in images]) for label in labels}
+    out = {}
+    for i, j in itertools.combinations(labels, 2):
+        values = []
+        for r in range(1, lags + 1):
+            total = 0.0
+            for image in images:
+                a, b = image == i, image == j
+                total += sum(np.mean(p[:, :-r] & q[:, r:]) + np.mean(p[:-r] & q[r:]) for p, q in ((a, b), (b, a)))
+            values.append(total / (4 * len(images)))
+        out[i, j] = np.array(values) / max(fractions[i] * fractions[j], 1e-12)
+    return out
+
+
+def cross_distance(candidate, target):
+    """RMS difference of two :func:`cross_functions` over every pair and lag."""
+    return float(np.sqrt(np.mean([np.mean((candidate[pair] - target[pair]) ** 2) for pair in target])))
 
 
 def _first(images, label, shape, seed, fit, cancel):
