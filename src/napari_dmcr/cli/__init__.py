@@ -140,9 +140,9 @@ def add_moduli_options(parser, what="the properties"):
         "--material",
         choices=CHOICES,
         default=DEFAULT_MATERIAL,
-        help=f"phase moduli of {what} where --young/--poisson are not given; auto: the conducting phase is "
-        "empty pores, the other label quartz (default: %(default)s; "
-        "see docs/properties.md)",
+        help=f"phase moduli of {what} where --young/--poisson are not given; auto: the material the "
+        "volume's label names name (its sidecar), else the conducting phase is empty pores and the other "
+        "label quartz (default: %(default)s; see docs/properties.md)",
     )
     parser.add_argument(
         "--young", type=float, nargs="+", metavar="E", help="Young's modulus of each label, in label order"

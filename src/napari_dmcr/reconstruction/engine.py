@@ -205,13 +205,12 @@ class _Record:
         self.shape = settings.shape
         self.start_cut = None  # the first fitted start: the set of the phase (bool); 3+ phases: labels
         self.last_cut = None  # the current restart's fitted start
-        self.time_limit_s = settings.time_limit_s
+        self.deadline = self.start + (settings.time_limit_s or math.inf)  # 0: no time limit
         self.timed_out = False
 
     def out_of_time(self):
-        """True, and remembered, once the run has taken its time limit (never without one)."""
-        limit = self.time_limit_s
-        self.timed_out = self.timed_out or (bool(limit) and time.perf_counter() - self.start >= limit)
+        """True, and remembered, once the run has taken its time limit."""
+        self.timed_out = self.timed_out or time.perf_counter() >= self.deadline
         return self.timed_out
 
     def report(self, iteration, stage, loss, errors, preview, force=False):

@@ -110,10 +110,11 @@ def keep_the_network(phases, record, labels, field, images, parameters):
     largest cluster). Both are compared after their specks are removed.
     """
     phase, other = phases.order
+    targets = {label: speck_density(distinct_images(images), label) for label in (phase, other)}
     start_field = record.start_cut.astype(np.float32)
-    polished, polished_changed = without_excess_specks(phases, labels, field, images)
+    polished, polished_changed = without_excess_specks(phase, labels, field, targets)
     start, start_changed = without_excess_specks(
-        phases, np.where(record.start_cut, phase, other).astype(labels.dtype), start_field, images
+        phase, np.where(record.start_cut, phase, other).astype(labels.dtype), start_field, targets
     )
     states = {name: network(volume, phase) for name, volume in (("start", start), ("polished", polished))}
     parameters["polish_network"] = states
@@ -148,17 +149,15 @@ def network(volume, phase):
     }
 
 
-def without_excess_specks(phases, labels, field, images):
+def without_excess_specks(phase, labels, field, targets):
     """``(labels, voxels changed)``: two-phase labels whose slices hold no more small clusters
-    per pixel than the target images, every fraction kept
+    per pixel than ``targets`` (label -> the target images' density), every fraction kept
     (:func:`~napari_dmcr.postprocessing.specks.remove_specks`).
 
     The polish's interface noise and a cemented pack's closed pockets leave specks the material
     does not have; they count as clusters and in the Euler number in 3D (fidelity3d.json: the
     sandstones' cluster counts and Euler numbers). The field ranks where the interface moves.
     """
-    phase, other = phases.order
-    targets = {label: speck_density(distinct_images(images), label) for label in (phase, other)}
     rank = ndi.gaussian_filter(field, RANK_SIGMA, mode="wrap")
     clean = remove_specks(labels, phase, targets, rank=rank)
     return clean, int(np.count_nonzero(clean != labels))
