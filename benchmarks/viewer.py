@@ -7,8 +7,9 @@ during a default-settings run of each ``--sizes`` cube from the sample slice fro
 ``--starts`` (``auto``, the default, or ``random``: the sample's fitted start can meet the target
 residual and end the run at once, with a single step to show), with ``--iterations`` per level if
 given, ``--repeats`` times; per run: wall time, ticks per second over the idle rate,
-the largest gap, gaps over 250 ms, and the widget's own share of the main thread (its step
-handler, in total and the median step), until 1.5 s after the run's end (the result shown), and
+the largest gap and gaps over 250 ms while it runs, the widget's own share of the main thread
+(its step handler, in total and the median step), the largest gap while its result is shown
+(its layer and mid-slices drawn for the first time, until 1.5 s after the run's end), and
 whether each of ``TARGETS`` is met. These timings vary from run to run with the machine's load, so
 they are measured here and not asserted in the test suite (its GUI test checks, without a clock,
 that the timer ticks during a run). The notes of an earlier results file are kept.
@@ -42,7 +43,9 @@ SCREEN = "-screen 0 1600x1000x24"
 AFTER_S = 1.5  # heartbeat after a run's end, while its result is shown
 # What "keeps drawing" means: no beat waits a quarter of a second, and the widget's own step
 # handling (its live view and loss plot) is a small share of the main thread.
-TARGETS = {"largest_gap_s": 0.25, "handler_share": 0.25, "median_handler_s": 0.05}
+# Showing the result (the core's layer and its mid-slices, each drawn for the first time) is
+# held to the first-render limit instead.
+TARGETS = {"largest_gap_s": 0.25, "handler_share": 0.25, "median_handler_s": 0.05, "result_largest_gap_s": 1.0}
 
 
 def heartbeat(app, seconds=None, until=None, after=0.0):
@@ -67,14 +70,18 @@ def heartbeat(app, seconds=None, until=None, after=0.0):
     return np.array(ticks), time.perf_counter() - started
 
 
-def summary(ticks, wall):
-    gaps = np.diff(ticks)
+def summary(ticks, wall, result_at=np.inf):
+    """Rates and gaps of a heartbeat; a gap that ends after ``result_at`` (when the run's result
+    arrived) is the drawing of the result, counted apart."""
+    gaps, ends = np.diff(ticks), ticks[1:]
+    run, result = gaps[ends <= result_at], gaps[ends > result_at]
     return {
         "wall_s": wall,
         "ticks_per_s": len(ticks) / wall,
-        "largest_gap_s": float(gaps.max()) if gaps.size else None,
-        "gaps_over_250ms": int((gaps > TARGETS["largest_gap_s"]).sum()),
-        "p99_gap_s": float(np.quantile(gaps, 0.99)) if gaps.size else None,
+        "largest_gap_s": float(run.max()) if run.size else None,
+        "gaps_over_250ms": int((run > TARGETS["largest_gap_s"]).sum()),
+        "p99_gap_s": float(np.quantile(run, 0.99)) if run.size else None,
+        "result_largest_gap_s": float(result.max()) if result.size else None,
     }
 
 
@@ -118,7 +125,8 @@ def main():
         print(
             f"{size}^3 from {start} #{repeat + 1}: {record['steps_handled']} steps, {record['wall_s']:.0f} s, "
             f"largest gap {record['largest_gap_s']:.3f} s, "
-            f"{record['gaps_over_250ms']} gaps > 250 ms, widget {100 * record['handler_share']:.1f} % "
+            f"{record['gaps_over_250ms']} gaps > 250 ms (showing the result: {record['result_largest_gap_s']:.3f} s), "
+            f"widget {100 * record['handler_share']:.1f} % "
             f"of the main thread (median step {1000 * record['median_handler_s']:.0f} ms), ticks "
             f"{100 * record['ticks_over_idle']:.0f} % of idle; "
             + ("targets met" if not missed else f"missed: {', '.join(missed)}"),
@@ -154,21 +162,27 @@ def measure_run(app, viewer, widget, size, start, iterations, idle):
         box.value = size
     if iterations is not None:
         widget._iterations.value = iterations
-    handled = []
-    show_step = widget._show_step
+    handled, result_shown = [], []
+    show_step, on_result = widget._show_step, widget._on_result
 
     def timed(step):
         began = time.perf_counter()
         show_step(step)
         handled.append(time.perf_counter() - began)
 
+    def result_timed(result):
+        result_shown.append(time.perf_counter())
+        on_result(result)
+
     widget._show_step = timed
+    widget._on_result = result_timed
     widget.run()
     if widget._worker is None:  # a long run asks to be confirmed
         widget.run()
     # On until the result is shown (its layer, then its mid-slices, each a turn of its own).
-    record = summary(*heartbeat(app, until=lambda: widget._worker is None, after=AFTER_S))
-    widget._show_step = show_step
+    ticks, wall = heartbeat(app, until=lambda: widget._worker is None, after=AFTER_S)
+    widget._show_step, widget._on_result = show_step, on_result
+    record = summary(ticks, wall, result_shown[0] if result_shown else np.inf)
     record.update(
         size=size,
         start=start,

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numba
@@ -11,7 +12,15 @@ import torch
 from threadpoolctl import threadpool_info
 
 from napari_dmcr.errors import InputError
-from napari_dmcr.threads import THREADS_VARIABLE, free_cores, thread_count, usable_cores, use_threads
+from napari_dmcr.threads import (
+    BACKGROUND_NICENESS,
+    THREADS_VARIABLE,
+    free_cores,
+    run_in_background,
+    thread_count,
+    usable_cores,
+    use_threads,
+)
 
 
 def test_the_count_is_the_one_asked_for_else_the_variable(monkeypatch):
@@ -65,3 +74,22 @@ def test_a_busy_core_is_not_counted_free():
     finally:
         busy.kill()
         busy.wait()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="per-thread priorities are Linux's")
+def test_a_background_thread_yields_to_the_others_and_only_it():
+    seen = {}
+
+    def work():
+        thread = threading.get_native_id()
+        before = os.getpriority(os.PRIO_PROCESS, thread)
+        run_in_background()
+        seen["change"] = os.getpriority(os.PRIO_PROCESS, thread) - before
+        seen["limit"] = before + BACKGROUND_NICENESS > 19
+
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    assert seen["change"] == BACKGROUND_NICENESS or seen["limit"]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before

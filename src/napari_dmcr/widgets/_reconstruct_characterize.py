@@ -12,6 +12,7 @@ from napari_dmcr.descriptors import PRESETS, characterize
 from napari_dmcr.descriptors.representativity import SLICE_NAMES, disagreements, interval
 from napari_dmcr.errors import InputError
 from napari_dmcr.plotting.descriptors import plot_gram_summary, plot_s2, plot_s3, plot_scalars
+from napari_dmcr.widgets._base import in_background
 
 
 class CharacterizeMixin:
@@ -38,7 +39,7 @@ class CharacterizeMixin:
         self._characterize_button.enabled = False
         self.status.info("characterizing ...")
         self._characterize_worker = create_worker(
-            work,
+            in_background(work),
             _start_thread=False,
             _connect={"returned": self._show_characterization, "errored": self.status.error},
         )
