@@ -27,6 +27,7 @@ from napari_dmcr.widgets._reconstruct_settings import DIFFERENTIABLE, YEONG_TORQ
 
 MID_SLICES_DELAY_MS = 100  # after the result layer: its redraw first, then the mid-slices
 FITTED_PLOT_DELAY_MS = 300  # then the loss plot of every iteration, fitted to its curves
+PLOT_AFTER_VOLUME_MS = 60  # a step's loss plot after its volume has been redrawn
 
 
 @dataclass
@@ -217,10 +218,13 @@ class RunMixin:
         if step.stage != "done" and now - self._last_refresh < self._preview_interval.value:
             return
         self._last_refresh = now
+        if step.stage != "done":  # the finished run's plot follows, fitted (_on_result)
+            if step.volume is None:
+                self._losses.refresh()
+            else:  # the volume's redraw and the plot's in turns of their own: two shorter blocks
+                self._later(PLOT_AFTER_VOLUME_MS, self._losses.refresh)
         if step.volume is not None:
             self._live.show(step.volume, request)
-        if step.stage != "done":  # the finished run's plot follows, fitted (_on_result)
-            self._losses.refresh()
 
     def _on_result(self, result):
         request = self._request
