@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 from napari_dmcr.checks import whole_number
 from napari_dmcr.errors import InputError
@@ -41,18 +42,19 @@ def passive_waiting():
 
 
 def run_in_background(niceness=BACKGROUND_NICENESS):
-    """Lower the calling thread's scheduling priority by ``niceness`` (Linux, where each thread has
-    its own; elsewhere nothing), so that a thread drawing a viewer runs first on a shared core.
+    """Give the calling thread ``niceness`` more than the process's main thread (Linux, where each
+    thread has its own priority; elsewhere nothing), so that a thread drawing a viewer runs first
+    on a shared core. Calling it again in the same thread changes nothing.
 
     It cannot be raised back without privileges: call it in a thread that does background work
     from then on (napari's worker threads)."""
-    import threading
-
     if not hasattr(os, "setpriority") or not os.path.exists("/proc/self/task"):
         return
     thread = threading.get_native_id()
     with contextlib.suppress(OSError):  # a sandbox that forbids it: the run goes on at the usual priority
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + niceness))
+        wanted = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + niceness)
+        if os.getpriority(os.PRIO_PROCESS, thread) < wanted:
+            os.setpriority(os.PRIO_PROCESS, thread, wanted)
 
 
 def usable_cores():
