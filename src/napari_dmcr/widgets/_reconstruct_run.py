@@ -21,7 +21,7 @@ from napari_dmcr.evaluation.views import orthogonal_mid_slices
 from napari_dmcr.progress import CancelToken
 from napari_dmcr.reconstruction.cost import CONFIRM_S, run_chunk_size
 from napari_dmcr.reconstruction.schedule import planned_total
-from napari_dmcr.threads import run_in_background
+from napari_dmcr.widgets._base import in_background
 from napari_dmcr.widgets._layers import label_names
 from napari_dmcr.widgets._reconstruct_settings import DIFFERENTIABLE, YEONG_TORQUATO
 
@@ -55,7 +55,6 @@ def _run_engine(engine, *args, **kwargs):
     wrapping both in one generator function moves every check into the worker, where napari's
     worker reports errors through its ``errored`` signal.
     """
-    run_in_background()  # the viewer's thread draws first on a shared core
     return (yield from engine(*args, **kwargs))
 
 
@@ -157,7 +156,7 @@ class RunMixin:
         self._live.prepare(request)
         self._last_refresh = -float("inf")
         self._worker = create_worker(
-            _run_engine,
+            in_background(_run_engine),  # the viewer's thread draws first on a shared core
             engine,
             request.target,
             request.shape,
